@@ -1,0 +1,277 @@
+"""The one text pipeline shared by training and serving."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+import torch
+
+from shoplm.textproc.config import PreprocessConfig
+from shoplm.textproc.normalize import normalize_text
+from shoplm.textproc.segment import Segmenter
+from shoplm.textproc.truncate import must_truncate, truncate_ids, truncate_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# Any text that yields content tokens in every vocabulary works; only the framing around it
+# is kept.
+_PROBE_TEXT = "hello world"
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedBatch:
+    """Padded model inputs for a batch of texts.
+
+    `lengths` counts each row's real tokens (special tokens included, padding excluded) and
+    `truncated` tells which rows lost text to a length limit.
+    """
+
+    input_ids: torch.LongTensor
+    attention_mask: torch.LongTensor
+    lengths: list[int]
+    truncated: list[bool]
+
+
+def special_token_frame(
+    tokenizer: PreTrainedTokenizerBase,
+) -> tuple[list[int], list[int]]:
+    """Return the ids `tokenizer` puts before and after a single sequence, e.g. [CLS] / [SEP].
+
+    transformers 5 removed `build_inputs_with_special_tokens` from tokenizers backed by the
+    `tokenizers` library, so the frame is read off one probe text encoded with and without
+    special tokens; this works the same for every tokenizer class.
+    """
+    content = _input_ids(tokenizer, [_PROBE_TEXT], add_special_tokens=False)[0]
+    framed = _input_ids(tokenizer, [_PROBE_TEXT], add_special_tokens=True)[0]
+    for start in range(len(framed) - len(content) + 1):
+        if framed[start : start + len(content)] == content:
+            return framed[:start], framed[start + len(content) :]
+    raise ValueError(
+        f"cannot find where {type(tokenizer).__name__} adds special tokens: encoding "
+        f"{_PROBE_TEXT!r} with them ({framed}) does not contain its ids without them ({content})"
+    )
+
+
+def _input_ids(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_special_tokens: bool
+) -> list[list[int]]:
+    # verbose=False: the "longer than model_max_length" warning is wrong here, since the
+    # pipeline truncates afterwards. Passing no truncation/padding arguments means the call
+    # never reconfigures a fast tokenizer, which keeps concurrent calls safe.
+    encoded = tokenizer(texts, add_special_tokens=add_special_tokens, verbose=False)
+    return cast(list[list[int]], encoded["input_ids"])
+
+
+class TextPipeline:
+    """Turns raw text into padded token ids: normalize, segment, truncate, tokenize, pad.
+
+    Build one from the model's `PreprocessConfig` and tokenizer, in training and in serving
+    alike. It holds no mutable state after construction, so one instance may serve several
+    threads at once.
+    """
+
+    def __init__(
+        self, config: PreprocessConfig, tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> None:
+        """Prepare the pipeline; raises FileNotFoundError for a missing segment.user_dict and
+        ValueError when the length limits leave no room for text with this tokenizer."""
+        self.config = config
+        self.tokenizer = tokenizer
+        self._segmenter = Segmenter(config.segment) if config.segment.enabled else None
+        self._prefix: list[int] = []
+        self._suffix: list[int] = []
+        if tokenizer is not None:
+            self._check_tokenizer(tokenizer)
+        self.pad_token_id = _pad_token_id(tokenizer)
+
+    def _check_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        if self.config.add_special_tokens:
+            self._prefix, self._suffix = special_token_frame(tokenizer)
+        special_count = len(self._prefix) + len(self._suffix)
+        if self.token_limit <= special_count:
+            raise ValueError(
+                f"token limit {self.token_limit} leaves no room for text: the tokenizer adds "
+                f"{special_count} special tokens to each sequence"
+            )
+        model_max_length = tokenizer.model_max_length
+        if self.config.padding.max_length > model_max_length:
+            raise ValueError(
+                f"padding.max_length={self.config.padding.max_length} exceeds the tokenizer's "
+                f"model_max_length={model_max_length}"
+            )
+
+    @property
+    def token_limit(self) -> int:
+        """Most tokens, special tokens included, that one encoded text may have."""
+        limit = self.config.padding.sequence_limit
+        truncate = self.config.truncate
+        if truncate.unit == "tokens" and truncate.max_length is not None:
+            limit = min(limit, truncate.max_length)
+        return limit
+
+    def clean(self, text: str) -> str:
+        """Return `text` normalized, segmented if enabled, and cut if the budget is in chars.
+
+        Raises TypeError for a non-str input and TextTooLongError for an over-long text when
+        truncate.on_overflow is "error".
+        """
+        return self._clean(text)[0]
+
+    def _clean(self, text: str) -> tuple[str, bool]:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        text = normalize_text(text, self.config.normalize)
+        if self._segmenter is not None:
+            text = self._segmenter.segment(text)
+        truncate = self.config.truncate
+        if truncate.unit != "chars" or truncate.max_length is None:
+            return text, False
+        if not must_truncate(
+            len(text), truncate.max_length, "chars", truncate.on_overflow
+        ):
+            return text, False
+        normalize = self.config.normalize
+        text = truncate_text(
+            text,
+            truncate.max_length,
+            truncate.strategy,
+            truncate.head_fraction,
+            trim_whitespace=normalize.collapse_whitespace,
+        )
+        if normalize.unicode_form is not None:
+            # A combining mark at the start of the kept tail may compose with the head's end.
+            text = unicodedata.normalize(normalize.unicode_form, text)
+        return text, True
+
+    def token_ids(self, text: str) -> tuple[list[int], bool]:
+        """Return the ids of the cleaned `text`, special tokens included, and whether text was
+        cut to fit `token_limit`.
+
+        Only the content between the special tokens is cut, so e.g. [CLS] and [SEP] stay in
+        place. Raises TextTooLongError instead when truncate.on_overflow is "error".
+        """
+        return self._token_ids_batch([text])[0]
+
+    def _token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
+        tokenizer = self._require_tokenizer()
+        cleaned = [self._clean(text) for text in texts]
+        contents = _input_ids(
+            tokenizer, [text for text, _ in cleaned], add_special_tokens=False
+        )
+        return [
+            self._frame(content, chars_cut)
+            for content, (_, chars_cut) in zip(contents, cleaned)
+        ]
+
+    def _frame(self, content: list[int], chars_cut: bool) -> tuple[list[int], bool]:
+        special_count = len(self._prefix) + len(self._suffix)
+        limit = self.token_limit
+        tokens_cut = must_truncate(
+            len(content) + special_count,
+            limit,
+            "tokens",
+            self.config.truncate.on_overflow,
+        )
+        if tokens_cut:
+            truncate = self.config.truncate
+            content = truncate_ids(
+                content,
+                limit - special_count,
+                truncate.strategy,
+                truncate.head_fraction,
+            )
+        return [*self._prefix, *content, *self._suffix], chars_cut or tokens_cut
+
+    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise RuntimeError(
+                "this TextPipeline has no tokenizer; pass tokenizer= to TextPipeline to encode"
+            )
+        return self.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many token ids `token_ids(text)` yields, i.e. what the model sees."""
+        return len(self.token_ids(text)[0])
+
+    def encode(self, texts: list[str]) -> EncodedBatch:
+        """Clean, tokenize, truncate and pad `texts` into one batch.
+
+        Raises ValueError for an empty list, TypeError for a bare str.
+        """
+        if isinstance(texts, str):
+            raise TypeError(
+                "encode() takes a list of texts, got a str; wrap it in a list"
+            )
+        if not texts:
+            raise ValueError("encode() needs at least one text, got an empty list")
+        encoded = self._token_ids_batch(list(texts))
+        return self.pad([ids for ids, _ in encoded], [cut for _, cut in encoded])
+
+    def pad(
+        self, sequences: list[list[int]], truncated: list[bool] | None = None
+    ) -> EncodedBatch:
+        """Pad token id `sequences` to one length as the padding config says.
+
+        `truncated` is passed through to the batch (all False when omitted). Raises ValueError
+        for an empty batch or a sequence longer than padding allows; pad never cuts, so that
+        special tokens are never lost here.
+        """
+        if not sequences:
+            raise ValueError("pad() needs at least one sequence, got an empty list")
+        if truncated is None:
+            truncated = [False] * len(sequences)
+        if len(truncated) != len(sequences):
+            raise ValueError(
+                f"truncated has {len(truncated)} entries for {len(sequences)} sequences"
+            )
+        lengths = [len(sequence) for sequence in sequences]
+        limit = self.config.padding.sequence_limit
+        for index, length in enumerate(lengths):
+            if length > limit:
+                raise ValueError(
+                    f"sequences[{index}] has {length} tokens, over the padding limit of {limit}; "
+                    "token_ids() truncates to fit"
+                )
+        width = self._padded_width(max(lengths))
+        input_ids = torch.full(
+            (len(sequences), width), self.pad_token_id, dtype=torch.long
+        )
+        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        left = self.config.padding.side == "left"
+        for row, (sequence, length) in enumerate(zip(sequences, lengths)):
+            start = width - length if left else 0
+            input_ids[row, start : start + length] = torch.tensor(
+                sequence, dtype=torch.long
+            )
+            attention_mask[row, start : start + length] = 1
+        return EncodedBatch(
+            input_ids=cast(torch.LongTensor, input_ids),
+            attention_mask=cast(torch.LongTensor, attention_mask),
+            lengths=lengths,
+            truncated=list(truncated),
+        )
+
+    def _padded_width(self, longest: int) -> int:
+        padding = self.config.padding
+        if padding.strategy == "fixed":
+            return padding.sequence_limit
+        if padding.strategy == "bucket":
+            return next(
+                (bucket for bucket in padding.buckets if bucket >= longest),
+                padding.max_length,
+            )
+        return longest
+
+
+def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None) -> int:
+    # Causal LMs often have no pad token; the attention mask hides padding, so eos serves.
+    for candidate in (
+        getattr(tokenizer, "pad_token_id", None),
+        getattr(tokenizer, "eos_token_id", None),
+    ):
+        if isinstance(candidate, int):
+            return candidate
+    return 0
