@@ -57,9 +57,7 @@ class SegmentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(
-        default=False, description="Segment the text into words with jieba."
-    )
+    enabled: bool = Field(default=False, description="Segment the text into words with jieba.")
     user_dict: Path | None = Field(
         default=None,
         description=(
@@ -67,12 +65,8 @@ class SegmentConfig(BaseModel):
             "in a saved preprocessing.json is resolved against that file's directory."
         ),
     )
-    hmm: bool = Field(
-        default=True, description="Let jieba's HMM find words not in its dictionary."
-    )
-    separator: str = Field(
-        default=" ", min_length=1, description="String placed between segmented words."
-    )
+    hmm: bool = Field(default=True, description="Let jieba's HMM find words not in its dictionary.")
+    separator: str = Field(default=" ", min_length=1, description="String placed between segmented words.")
 
 
 class TruncateConfig(BaseModel):
@@ -82,10 +76,7 @@ class TruncateConfig(BaseModel):
 
     unit: Literal["chars", "tokens"] = Field(
         default="tokens",
-        description=(
-            "Unit of max_length: characters of the cleaned text, or tokens including special "
-            "tokens."
-        ),
+        description=("Unit of max_length: characters of the cleaned text, or tokens including special tokens."),
     )
     max_length: PositiveInt | None = Field(
         default=None,
@@ -94,8 +85,7 @@ class TruncateConfig(BaseModel):
     strategy: Literal["head", "tail", "head_tail"] = Field(
         default="head",
         description=(
-            "Which part survives: head keeps the beginning, tail the end, head_tail the "
-            "beginning and the end."
+            "Which part survives: head keeps the beginning, tail the end, head_tail the beginning and the end."
         ),
     )
     head_fraction: float = Field(
@@ -158,25 +148,15 @@ class PaddingConfig(BaseModel):
         if self.strategy == "fixed" and self.length is None:
             raise ValueError("length is required when strategy is 'fixed'")
         if self.strategy != "fixed" and self.length is not None:
-            raise ValueError(
-                f"length is only used when strategy is 'fixed', not {self.strategy!r}"
-            )
+            raise ValueError(f"length is only used when strategy is 'fixed', not {self.strategy!r}")
         if self.strategy == "bucket" and not self.buckets:
-            raise ValueError(
-                "buckets must list at least one length when strategy is 'bucket'"
-            )
+            raise ValueError("buckets must list at least one length when strategy is 'bucket'")
         if self.strategy != "bucket" and self.buckets:
-            raise ValueError(
-                f"buckets are only used when strategy is 'bucket', not {self.strategy!r}"
-            )
+            raise ValueError(f"buckets are only used when strategy is 'bucket', not {self.strategy!r}")
         if self.length is not None and self.length > self.max_length:
-            raise ValueError(
-                f"length={self.length} exceeds max_length={self.max_length}"
-            )
+            raise ValueError(f"length={self.length} exceeds max_length={self.max_length}")
         if self.buckets and self.buckets[-1] > self.max_length:
-            raise ValueError(
-                f"buckets up to {self.buckets[-1]} exceed max_length={self.max_length}"
-            )
+            raise ValueError(f"buckets up to {self.buckets[-1]} exceed max_length={self.max_length}")
         return self
 
     @property
@@ -190,15 +170,9 @@ class PreprocessConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    normalize: NormalizeConfig = Field(
-        default_factory=NormalizeConfig, description="Character-level cleanup."
-    )
-    segment: SegmentConfig = Field(
-        default_factory=SegmentConfig, description="jieba word segmentation."
-    )
-    truncate: TruncateConfig = Field(
-        default_factory=TruncateConfig, description="Cutting over-long texts."
-    )
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig, description="Character-level cleanup.")
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="jieba word segmentation.")
+    truncate: TruncateConfig = Field(default_factory=TruncateConfig, description="Cutting over-long texts.")
     padding: PaddingConfig = Field(
         default_factory=PaddingConfig,
         description="Batch padding and the hard length maximum.",
@@ -234,8 +208,6 @@ class PreprocessConfig(BaseModel):
         user_dict = config.segment.user_dict
         if user_dict is not None and not user_dict.is_absolute():
             # The dictionary travels with the model directory, not with the reader's cwd.
-            segment = config.segment.model_copy(
-                update={"user_dict": path.parent / user_dict}
-            )
+            segment = config.segment.model_copy(update={"user_dict": path.parent / user_dict})
             config = config.model_copy(update={"segment": segment})
         return config

@@ -20,12 +20,14 @@ _WHITESPACE_RUN = re.compile(r"\s+")
 
 
 def _strip_control(text: str) -> str:
-    # Whitespace controls (newline, tab, ...) separate words, so they become spaces, not nothing.
-    return "".join(
-        " " if char.isspace() else char
-        for char in text
-        if char.isspace() or unicodedata.category(char) not in _REMOVED_CATEGORIES
-    )
+    kept = []
+    for char in text:
+        if unicodedata.category(char) not in _REMOVED_CATEGORIES:
+            kept.append(char)
+        elif char.isspace():
+            # Newline, tab and the like separate words, so they become spaces, not nothing.
+            kept.append(" ")
+    return "".join(kept)
 
 
 def normalize_text(text: str, config: NormalizeConfig) -> str:

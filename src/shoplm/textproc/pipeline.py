@@ -55,9 +55,7 @@ def special_token_frame(
     )
 
 
-def _input_ids(
-    tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_special_tokens: bool
-) -> list[list[int]]:
+def _input_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_special_tokens: bool) -> list[list[int]]:
     # verbose=False: the "longer than model_max_length" warning is wrong here, since the
     # pipeline truncates afterwards. Passing no truncation/padding arguments means the call
     # never reconfigures a fast tokenizer, which keeps concurrent calls safe.
@@ -73,9 +71,7 @@ class TextPipeline:
     threads at once.
     """
 
-    def __init__(
-        self, config: PreprocessConfig, tokenizer: PreTrainedTokenizerBase | None = None
-    ) -> None:
+    def __init__(self, config: PreprocessConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
         """Prepare the pipeline; raises FileNotFoundError for a missing segment.user_dict and
         ValueError when the length limits leave no room for text with this tokenizer."""
         self.config = config
@@ -129,9 +125,7 @@ class TextPipeline:
         truncate = self.config.truncate
         if truncate.unit != "chars" or truncate.max_length is None:
             return text, False
-        if not must_truncate(
-            len(text), truncate.max_length, "chars", truncate.on_overflow
-        ):
+        if not must_truncate(len(text), truncate.max_length, "chars", truncate.on_overflow):
             return text, False
         normalize = self.config.normalize
         text = truncate_text(
@@ -158,13 +152,8 @@ class TextPipeline:
     def _token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
         tokenizer = self._require_tokenizer()
         cleaned = [self._clean(text) for text in texts]
-        contents = _input_ids(
-            tokenizer, [text for text, _ in cleaned], add_special_tokens=False
-        )
-        return [
-            self._frame(content, chars_cut)
-            for content, (_, chars_cut) in zip(contents, cleaned)
-        ]
+        contents = _input_ids(tokenizer, [text for text, _ in cleaned], add_special_tokens=False)
+        return [self._frame(content, chars_cut) for content, (_, chars_cut) in zip(contents, cleaned, strict=True)]
 
     def _frame(self, content: list[int], chars_cut: bool) -> tuple[list[int], bool]:
         special_count = len(self._prefix) + len(self._suffix)
@@ -187,9 +176,7 @@ class TextPipeline:
 
     def _require_tokenizer(self) -> PreTrainedTokenizerBase:
         if self.tokenizer is None:
-            raise RuntimeError(
-                "this TextPipeline has no tokenizer; pass tokenizer= to TextPipeline to encode"
-            )
+            raise RuntimeError("this TextPipeline has no tokenizer; pass tokenizer= to TextPipeline to encode")
         return self.tokenizer
 
     def count_tokens(self, text: str) -> int:
@@ -202,17 +189,13 @@ class TextPipeline:
         Raises ValueError for an empty list, TypeError for a bare str.
         """
         if isinstance(texts, str):
-            raise TypeError(
-                "encode() takes a list of texts, got a str; wrap it in a list"
-            )
+            raise TypeError("encode() takes a list of texts, got a str; wrap it in a list")
         if not texts:
             raise ValueError("encode() needs at least one text, got an empty list")
         encoded = self._token_ids_batch(list(texts))
         return self.pad([ids for ids, _ in encoded], [cut for _, cut in encoded])
 
-    def pad(
-        self, sequences: list[list[int]], truncated: list[bool] | None = None
-    ) -> EncodedBatch:
+    def pad(self, sequences: list[list[int]], truncated: list[bool] | None = None) -> EncodedBatch:
         """Pad token id `sequences` to one length as the padding config says.
 
         `truncated` is passed through to the batch (all False when omitted). Raises ValueError
@@ -224,9 +207,7 @@ class TextPipeline:
         if truncated is None:
             truncated = [False] * len(sequences)
         if len(truncated) != len(sequences):
-            raise ValueError(
-                f"truncated has {len(truncated)} entries for {len(sequences)} sequences"
-            )
+            raise ValueError(f"truncated has {len(truncated)} entries for {len(sequences)} sequences")
         lengths = [len(sequence) for sequence in sequences]
         limit = self.config.padding.sequence_limit
         for index, length in enumerate(lengths):
@@ -236,16 +217,12 @@ class TextPipeline:
                     "token_ids() truncates to fit"
                 )
         width = self._padded_width(max(lengths))
-        input_ids = torch.full(
-            (len(sequences), width), self.pad_token_id, dtype=torch.long
-        )
+        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
         left = self.config.padding.side == "left"
-        for row, (sequence, length) in enumerate(zip(sequences, lengths)):
+        for row, (sequence, length) in enumerate(zip(sequences, lengths, strict=True)):
             start = width - length if left else 0
-            input_ids[row, start : start + length] = torch.tensor(
-                sequence, dtype=torch.long
-            )
+            input_ids[row, start : start + length] = torch.tensor(sequence, dtype=torch.long)
             attention_mask[row, start : start + length] = 1
         return EncodedBatch(
             input_ids=cast(torch.LongTensor, input_ids),

@@ -16,14 +16,11 @@ class TextTooLongError(ValueError):
         self.limit = limit
         self.unit = unit
         super().__init__(
-            f"text is {length} {unit} long, over the limit of {limit} {unit} "
-            "(truncate.on_overflow is 'error')"
+            f"text is {length} {unit} long, over the limit of {limit} {unit} (truncate.on_overflow is 'error')"
         )
 
 
-def kept_slices(
-    length: int, budget: int, strategy: Strategy, head_fraction: float
-) -> list[slice]:
+def kept_slices(length: int, budget: int, strategy: Strategy, head_fraction: float) -> list[slice]:
     """Return the slices of a `length`-long sequence that survive cutting it to `budget`.
 
     For head_tail the head keeps `floor(budget * head_fraction)` items and the tail the rest,
@@ -55,9 +52,7 @@ def truncate_text(
     meeting at a head_tail join is kept as one character, so that text whose whitespace was
     collapsed stays collapsed.
     """
-    pieces = [
-        text[part] for part in kept_slices(len(text), budget, strategy, head_fraction)
-    ]
+    pieces = [text[part] for part in kept_slices(len(text), budget, strategy, head_fraction)]
     if not trim_whitespace:
         return "".join(pieces)
     if len(pieces) == 1:
@@ -67,9 +62,7 @@ def truncate_text(
     return (head.rstrip() + gap + tail.lstrip()).strip()
 
 
-def truncate_ids(
-    ids: list[int], budget: int, strategy: Strategy, head_fraction: float
-) -> list[int]:
+def truncate_ids(ids: list[int], budget: int, strategy: Strategy, head_fraction: float) -> list[int]:
     """Return `ids` cut to at most `budget` items, keeping the part `strategy` names."""
     slices = kept_slices(len(ids), budget, strategy, head_fraction)
     return [token for part in slices for token in ids[part]]

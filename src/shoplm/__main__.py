@@ -1,0 +1,3 @@
+from shoplm.cli import app
+
+app()

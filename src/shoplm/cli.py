@@ -1,0 +1,79 @@
+"""The ``shoplm`` command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shoplm import __version__
+
+# No model hub here: every model comes from a package or a local path, so never try the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+app = typer.Typer(
+    name="shoplm",
+    help="Language models for a retail app: data, training, serving and the shop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shoplm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """shoplm: language models inside a retail app."""
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
+    host: Annotated[str | None, typer.Option(help="HTTP/gRPC bind address [default: from config, 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default: from config, 8100].")] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port; 0 disables gRPC [default: from config, 8101].")
+    ] = None,
+) -> None:
+    """Run the model server (OpenAI + KServe v2 over HTTP, KServe v2 over gRPC)."""
+    from shoplm.config import ConfigError, load_serve_config
+    from shoplm.serving.server import run
+
+    try:
+        serve_config = load_serve_config(config)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    server = serve_config.server
+    server.host = host or server.host
+    server.port = server.port if port is None else port
+    server.grpc_port = server.grpc_port if grpc_port is None else grpc_port
+    run(serve_config)
+
+
+@app.command("check-config")
+def check_config(
+    config: Annotated[Path, typer.Argument(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
+) -> None:
+    """Validate a serving config and print the models it declares."""
+    from shoplm.config import ConfigError, load_serve_config
+
+    try:
+        serve_config = load_serve_config(config)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for model in serve_config.models:
+        typer.echo(f"{model.name}: task={model.task} source={model.source} version={model.version}")

@@ -1,0 +1,160 @@
+"""OpenAI-compatible routes: thin handlers over the inference service."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from shoplm.serving.errors import InvalidRequestError, ServingError
+from shoplm.serving.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingFields,
+    new_id,
+    now,
+)
+from shoplm.serving.service import GenerationRequest, InferenceService, stack
+from shoplm.serving.state import ServiceDep, note_model
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.get("/models")
+async def list_models(service: ServiceDep) -> dict[str, Any]:
+    """Models that are loaded now, as OpenAI model objects."""
+    data = []
+    for name, entry in service.registry.entries.items():
+        if entry.handle is not None:
+            data.append(
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": int(entry.handle.loaded_at),
+                    "owned_by": "shoplm",
+                    "task": entry.config.task,
+                    "version": entry.handle.version,
+                }
+            )
+    return {"object": "list", "data": data}
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceDep) -> dict[str, Any]:
+    """Pooled, normalized sentence embeddings."""
+    result = await service.run_encoder(body.model, "embed", body.texts(), param="input")
+    note_model(request, body.model, result.version)
+    vectors = stack(result.outputs)
+    if body.dimensions is not None and body.dimensions != vectors.shape[1]:
+        raise InvalidRequestError(
+            f"'dimensions' must be {vectors.shape[1]} for model {body.model!r} (no shortening)",
+            param="dimensions",
+        )
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode_vector(vector, body.encoding_format)}
+        for i, vector in enumerate(vectors)
+    ]
+    usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+    return {"object": "list", "data": data, "model": body.model, "usage": usage}
+
+
+def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return [float(x) for x in vector]
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, service: ServiceDep
+) -> dict[str, Any] | StreamingResponse:
+    """Chat with the model's chat template; ``stream: true`` answers server-sent events."""
+    messages = []
+    for index, message in enumerate(body.messages):
+        try:
+            messages.append({"role": message.role, "content": message.text()})
+        except ValueError as error:
+            raise InvalidRequestError(f"'messages[{index}].content': {error}", param="messages") from None
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    generation = service.chat_request(body.model, messages, body.to_sampling_params(max_tokens))
+    note_model(request, body.model, generation.version)
+    return await _respond(service, body, generation, chat=True)
+
+
+@router.post("/completions", response_model=None)
+async def completions(
+    body: CompletionRequest, request: Request, service: ServiceDep
+) -> dict[str, Any] | StreamingResponse:
+    """Plain text completion of one prompt."""
+    assert isinstance(body.prompt, str)
+    generation = service.completion_request(body.model, body.prompt, body.to_sampling_params(body.max_tokens))
+    note_model(request, body.model, generation.version)
+    return await _respond(service, body, generation, chat=False)
+
+
+async def _respond(
+    service: InferenceService, body: SamplingFields, generation: GenerationRequest, *, chat: bool
+) -> dict[str, Any] | StreamingResponse:
+    completion_id = new_id("chatcmpl" if chat else "cmpl")
+    header = {
+        "id": completion_id,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": now(),
+        "model": body.model,
+        "system_fingerprint": f"{body.model}-v{generation.version}",
+    }
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = _sse_events(service, generation, header, chat=chat, include_usage=include_usage)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    text, finish, prompt_tokens, completion_tokens = await service.complete(generation)
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    return {**header, "choices": [choice], "usage": usage}
+
+
+async def _sse_events(
+    service: InferenceService, generation: GenerationRequest, header: dict[str, Any], *, chat: bool,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    header = {**header, "object": "chat.completion.chunk" if chat else "text_completion"}
+    prompt_tokens, completion_tokens = len(generation.prompt_ids), 0
+    try:
+        if chat:
+            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            yield _sse({**header, "choices": [first]})
+        async with service.deadline():
+            async for event in service.stream(generation):
+                completion_tokens = event.completion_tokens
+                if not event.text and event.finish_reason is None:
+                    continue
+                if chat:
+                    delta = {"content": event.text} if event.text else {}
+                    choice = {"index": 0, "delta": delta, "finish_reason": event.finish_reason}
+                else:
+                    choice = {"index": 0, "text": event.text, "finish_reason": event.finish_reason}
+                yield _sse({**header, "choices": [choice]})
+    except ServingError as error:
+        # Headers are gone already: the error travels as an event, as OpenAI's servers do.
+        yield _sse({"error": {"message": error.message, "type": error.error_type, "code": error.status_code}})
+        return
+    if include_usage:
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        yield _sse({**header, "choices": [], "usage": usage})
+    yield "data: [DONE]\n\n"
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"

@@ -1,0 +1,204 @@
+"""The set of served models: their states, versions, engines; load and unload."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import torch
+
+from shoplm.config import ModelConfig, ServeConfig
+from shoplm.serving.engine.batching import BatchEngine
+from shoplm.serving.engine.encoder_runner import EncoderRunner
+from shoplm.serving.engine.generation import GenerationEngine
+from shoplm.serving.errors import ModelNotFoundError, ModelNotReadyError
+from shoplm.serving.loading import LoadedModel, load_model, resolve_source
+from shoplm.serving.metrics import ServerMetrics
+from shoplm.textproc import TextPipeline
+
+logger = logging.getLogger(__name__)
+
+
+class ModelState(str, Enum):
+    """Lifecycle of a configured model."""
+
+    LOADING = "loading"
+    READY = "ready"
+    UNLOADING = "unloading"
+    UNLOADED = "unloaded"
+    FAILED = "failed"
+
+
+@dataclass
+class ModelHandle:
+    """One loaded version of a model with everything needed to answer requests."""
+
+    config: ModelConfig
+    version: str
+    loaded: LoadedModel
+    pipeline: TextPipeline
+    engine: BatchEngine | GenerationEngine
+    runner: EncoderRunner | None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    def close(self) -> None:
+        self.engine.close(drain=True)
+
+
+@dataclass
+class ModelEntry:
+    """A configured model name and what is loaded under it now."""
+
+    config: ModelConfig
+    state: ModelState = ModelState.UNLOADED
+    handle: ModelHandle | None = None
+    error: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ModelRegistry:
+    """Loads, serves and unloads the models named in the serve config."""
+
+    def __init__(self, config: ServeConfig, metrics: ServerMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.entries = {model.name: ModelEntry(model) for model in config.models}
+
+    def entry(self, name: str) -> ModelEntry:
+        """The entry named ``name``; 404 when no such model is configured."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise ModelNotFoundError(f"model {name!r} does not exist; served models: {known}", param="model") from None
+
+    def ready(self, name: str, version: str | None = None) -> ModelHandle:
+        """The handle answering requests for ``name`` (and ``version`` if given)."""
+        entry = self.entry(name)
+        handle = entry.handle
+        if handle is None or entry.state not in (ModelState.READY, ModelState.LOADING):
+            raise ModelNotReadyError(f"model {name!r} is {entry.state.value}")
+        if version is not None and version != handle.version:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version!r} loaded; loaded version: {handle.version}",
+                param="version",
+            )
+        return handle
+
+    def is_ready(self, name: str) -> bool:
+        entry = self.entries.get(name)
+        return entry is not None and entry.handle is not None and entry.state is ModelState.READY
+
+    async def load_startup_models(self) -> None:
+        """Load every model marked ``load_on_start``; a failure is logged and leaves it FAILED."""
+        for entry in self.entries.values():
+            if entry.config.load_on_start:
+                try:
+                    await self.load(entry.config.name)
+                except Exception:  # noqa: BLE001 - the server still serves the other models
+                    logger.exception("model failed to load", extra={"model": entry.config.name})
+
+    async def load(self, name: str, version: str | None = None, path: Path | None = None) -> ModelEntry:
+        """Load ``name`` (optionally another version or path) and swap it in when ready."""
+        entry = self.entry(name)
+        async with entry.lock:
+            previous_state = entry.state
+            entry.state = ModelState.LOADING
+            started = time.perf_counter()
+            try:
+                handle = await asyncio.to_thread(self._build, entry.config, version, path)
+            except Exception as error:
+                entry.state = previous_state if entry.handle is not None else ModelState.FAILED
+                entry.error = str(error)
+                self.metrics.model_events.labels(name, version or entry.config.version, "failed").inc()
+                raise
+            old, entry.handle = entry.handle, handle
+            entry.state, entry.error = ModelState.READY, None
+            self.metrics.model_load_time.labels(name).observe(time.perf_counter() - started)
+            self.metrics.model_events.labels(name, handle.version, "loaded").inc()
+            self.metrics.model_memory.labels(name, handle.version).set(handle.loaded.parameter_bytes)
+            logger.info("model loaded", extra={"model": name, "version": handle.version})
+            if old is not None:
+                await asyncio.to_thread(self._release, old)
+            return entry
+
+    async def unload(self, name: str) -> ModelEntry:
+        """Finish in-flight requests of ``name``, then free its memory."""
+        entry = self.entry(name)
+        async with entry.lock:
+            if entry.handle is None:
+                entry.state = ModelState.UNLOADED
+                return entry
+            entry.state = ModelState.UNLOADING
+            handle, entry.handle = entry.handle, None
+            await asyncio.to_thread(self._release, handle)
+            entry.state = ModelState.UNLOADED
+            return entry
+
+    async def close(self) -> None:
+        """Unload everything (used at shutdown, after in-flight requests finished)."""
+        for name in list(self.entries):
+            await self.unload(name)
+
+    def _build(self, config: ModelConfig, version: str | None, path: Path | None) -> ModelHandle:
+        source = resolve_source(config, self.config.server.model_repository, version, path)
+        loaded = load_model(config, source)
+        pipeline = TextPipeline(loaded.preprocessing, loaded.tokenizer)
+        engine: BatchEngine | GenerationEngine
+        runner: EncoderRunner | None = None
+        if config.task == "generate":
+            if config.warmup:
+                _warm_up_causal_lm(loaded)
+            engine = GenerationEngine(
+                model=config.name, version=source.version, loaded=loaded,
+                batching=config.batching, metrics=self.metrics,
+            )
+        else:
+            runner = EncoderRunner(loaded, config)
+            if config.warmup:
+                runner.run(pipeline.encode(["warm up"]), [{"top_k": 1}])
+            engine = BatchEngine(
+                model=config.name, version=source.version, batching=config.batching,
+                pad=pipeline.pad, run=runner.run, metrics=self.metrics,
+            )
+        return ModelHandle(config, source.version, loaded, pipeline, engine, runner)
+
+    def _release(self, handle: ModelHandle) -> None:
+        handle.close()
+        name, version = handle.config.name, handle.version
+        self.metrics.model_events.labels(name, version, "unloaded").inc()
+        self.metrics.model_memory.labels(name, version).set(0)
+        device = handle.loaded.device
+        del handle
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        _return_freed_heap_to_os()
+        logger.info("model unloaded", extra={"model": name, "version": version})
+
+
+@torch.inference_mode()
+def _warm_up_causal_lm(loaded: LoadedModel) -> None:
+    ids = loaded.tokenizer("warm up", return_tensors="pt")["input_ids"].to(loaded.device)
+    loaded.model(input_ids=ids)
+
+
+def _return_freed_heap_to_os() -> None:
+    """glibc keeps freed tensors' pages; malloc_trim hands them back so unloading shows in RSS."""
+    library = ctypes.util.find_library("c")
+    if library:
+        try:
+            ctypes.CDLL(library).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

@@ -1,0 +1,79 @@
+"""Run the model server: HTTP (uvicorn) and gRPC in one event loop over shared engines.
+
+SIGTERM or SIGINT stops both listeners from accepting, lets in-flight requests finish (up to
+``server.shutdown_grace_s``), then unloads the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+
+from shoplm.config import ServeConfig
+from shoplm.serving import logs
+from shoplm.serving.app import build_state, create_app
+from shoplm.serving.kserve.grpc_server import create_grpc_server
+
+logger = logging.getLogger(__name__)
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn's server, telling us when a signal asks it to stop."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._stopping.set()
+
+
+async def serve(config: ServeConfig) -> None:
+    """Serve until a signal arrives; models load in the background after the ports open."""
+    logs.configure(config.server.log_level)
+    state = build_state(config)
+    app = create_app(state, manage_models=False)
+    stopping = asyncio.Event()
+    http = _HttpServer(
+        uvicorn.Config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(config.server.shutdown_grace_s) or None,
+            lifespan="on",
+        ),
+        stopping,
+    )
+    grpc_server = None
+    if config.server.grpc_port:
+        grpc_server = create_grpc_server(state, config.server.host, config.server.grpc_port)
+        await grpc_server.start()
+        logger.info("grpc listening", extra={"host": config.server.host, "port": config.server.grpc_port})
+    loading = asyncio.create_task(state.registry.load_startup_models())
+
+    async def stop_grpc() -> None:
+        await stopping.wait()
+        if grpc_server is not None:
+            await grpc_server.stop(config.server.shutdown_grace_s)
+
+    grpc_stopper = asyncio.create_task(stop_grpc())
+    try:
+        await http.serve()
+    finally:
+        stopping.set()
+        await grpc_stopper
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        await state.registry.close()
+        logger.info("server stopped")
+
+
+def run(config: ServeConfig) -> None:
+    """Blocking entry point used by ``shoplm serve``."""
+    asyncio.run(serve(config))

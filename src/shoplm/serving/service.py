@@ -1,0 +1,190 @@
+"""The serving handler: protocol-neutral inference operations shared by every front end.
+
+Front ends (OpenAI REST, KServe v2 REST, KServe v2 gRPC) parse their bodies, call these
+methods, and shape the answers; validation of texts and limits happens here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shoplm.serving.engine.batching import BatchEngine
+from shoplm.serving.engine.encoder_runner import MaskPrediction
+from shoplm.serving.engine.generation import GenerationEngine, GenerationEvent
+from shoplm.serving.engine.sampling import SamplingParams
+from shoplm.serving.errors import InvalidRequestError, RequestTimeoutError
+from shoplm.serving.registry import ModelHandle, ModelRegistry
+from shoplm.textproc import TextTooLongError
+
+
+@dataclass(frozen=True)
+class EncoderResult:
+    """Results of an encoder task, one per input, with the version that computed them."""
+
+    model: str
+    version: str
+    outputs: list[Any]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated prompt and its sampling settings, bound to one loaded model version."""
+
+    handle: ModelHandle
+    prompt_ids: list[int]
+    params: SamplingParams
+
+    @property
+    def version(self) -> str:
+        return self.handle.version
+
+
+class InferenceService:
+    """Validates inputs against each model's limits and runs them on its engine."""
+
+    def __init__(self, registry: ModelRegistry, request_timeout_s: float) -> None:
+        self.registry = registry
+        self.request_timeout_s = request_timeout_s
+
+    def handle_for(self, name: str, task: str | tuple[str, ...], version: str | None = None) -> ModelHandle:
+        """The ready handle of ``name``; 400 when it serves another task than ``task``."""
+        handle = self.registry.ready(name, version)
+        tasks = (task,) if isinstance(task, str) else task
+        if handle.task not in tasks:
+            raise InvalidRequestError(
+                f"model {name!r} serves task {handle.task!r}; this endpoint needs {' or '.join(tasks)!r}",
+                param="model",
+            )
+        return handle
+
+    @asynccontextmanager
+    async def deadline(self) -> AsyncIterator[None]:
+        """Bound a request by the server's request timeout (504 past it)."""
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                yield
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"request exceeded the server's request_timeout_s ({self.request_timeout_s:g} s)"
+            ) from None
+
+    async def run_encoder(
+        self, name: str, task: str, texts: Sequence[object], *, version: str | None = None,
+        options: dict[str, Any] | None = None, param: str = "input",
+    ) -> EncoderResult:
+        """Run ``texts`` through an embed/classify/fill-mask model."""
+        handle = self.handle_for(name, task, version)
+        items = self._encode_texts(handle, texts, options or {}, param)
+        assert isinstance(handle.engine, BatchEngine)
+        async with self.deadline():
+            outputs = await handle.engine.submit(items)
+        return EncoderResult(name, handle.version, outputs, sum(len(ids) for ids, _, _ in items))
+
+    def _encode_texts(
+        self, handle: ModelHandle, texts: Sequence[object], options: dict[str, Any], param: str
+    ) -> list[tuple[list[int], bool, dict[str, Any]]]:
+        limits = handle.config.limits
+        if not texts:
+            raise InvalidRequestError(f"'{param}' must hold at least one text", param=param)
+        if len(texts) > limits.max_inputs_per_request:
+            raise InvalidRequestError(
+                f"'{param}' holds {len(texts)} texts; the limit is {limits.max_inputs_per_request}", param=param
+            )
+        items = []
+        for index, text in enumerate(texts):
+            where = f"{param}[{index}]" if len(texts) > 1 else param
+            if not isinstance(text, str):
+                raise InvalidRequestError(f"'{where}' must be a string, got {type(text).__name__}", param=where)
+            if not text.strip():
+                raise InvalidRequestError(f"'{where}' is empty", param=where)
+            try:
+                ids, truncated = handle.pipeline.token_ids(text)
+            except TextTooLongError as error:
+                raise InvalidRequestError(f"'{where}': {error}", param=where) from None
+            if handle.task == "fill-mask" and handle.loaded.tokenizer.mask_token_id not in ids:
+                mask = handle.loaded.tokenizer.mask_token
+                raise InvalidRequestError(f"'{where}' must contain the mask token {mask!r}", param=where)
+            items.append((ids, truncated, options))
+        return items
+
+    # --- generation -------------------------------------------------------------------
+
+    def chat_request(
+        self, name: str, messages: list[dict[str, str]], params: dict[str, Any]
+    ) -> GenerationRequest:
+        """Apply the model's chat template to ``messages`` and validate the settings."""
+        handle = self.handle_for(name, "generate")
+        tokenizer = handle.loaded.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise InvalidRequestError(
+                f"model {name!r} has no chat template; use /v1/completions", param="messages"
+            )
+        cleaned = [{**message, "content": handle.pipeline.clean(message["content"])} for message in messages]
+        encoded = tokenizer.apply_chat_template(cleaned, add_generation_prompt=True, tokenize=True)
+        ids = encoded["input_ids"] if not isinstance(encoded, list) else encoded
+        return self._generation_request(handle, list(ids), params, "messages")
+
+    def completion_request(self, name: str, prompt: str, params: dict[str, Any]) -> GenerationRequest:
+        """Tokenize a plain prompt and validate the settings."""
+        handle = self.handle_for(name, "generate")
+        if not prompt.strip():
+            raise InvalidRequestError("'prompt' is empty", param="prompt")
+        ids = handle.loaded.tokenizer(handle.pipeline.clean(prompt))["input_ids"]
+        return self._generation_request(handle, list(ids), params, "prompt")
+
+    def _generation_request(
+        self, handle: ModelHandle, prompt_ids: list[int], params: dict[str, Any], param: str
+    ) -> GenerationRequest:
+        limits = handle.config.limits
+        if len(prompt_ids) > limits.max_input_tokens:
+            raise InvalidRequestError(
+                f"'{param}' is {len(prompt_ids)} tokens; the limit is max_input_tokens={limits.max_input_tokens}",
+                param=param,
+            )
+        max_new_tokens = params.pop("max_new_tokens", None) or limits.default_max_new_tokens
+        if max_new_tokens > limits.max_new_tokens:
+            raise InvalidRequestError(
+                f"'max_tokens' is {max_new_tokens}; the limit is {limits.max_new_tokens}", param="max_tokens"
+            )
+        stop = tuple(params.pop("stop", None) or ())
+        if len(stop) > limits.max_stop_sequences:
+            raise InvalidRequestError(
+                f"'stop' holds {len(stop)} sequences; the limit is {limits.max_stop_sequences}", param="stop"
+            )
+        sampling = SamplingParams(max_new_tokens=max_new_tokens, stop=stop, **params)
+        return GenerationRequest(handle, prompt_ids, sampling)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """The events of one generation; the caller bounds it with :meth:`deadline`."""
+        engine = request.handle.engine
+        assert isinstance(engine, GenerationEngine)
+        async for event in engine.generate(request.prompt_ids, request.params):
+            yield event
+
+    async def complete(self, request: GenerationRequest) -> tuple[str, str, int, int]:
+        """Run one generation to the end: (text, finish_reason, prompt_tokens, completion_tokens)."""
+        parts: list[str] = []
+        finish, prompt_tokens, completion_tokens = "stop", len(request.prompt_ids), 0
+        async with self.deadline():
+            async for event in self.stream(request):
+                parts.append(event.text)
+                finish = event.finish_reason or finish
+                completion_tokens = event.completion_tokens
+        return "".join(parts), finish, prompt_tokens, completion_tokens
+
+
+def fill_mask_rows(outputs: list[list[list[MaskPrediction]]]) -> list[list[MaskPrediction]]:
+    """The predictions of the first mask of each input (the common single-mask case)."""
+    return [per_mask[0] if per_mask else [] for per_mask in outputs]
+
+
+def stack(outputs: list[np.ndarray]) -> np.ndarray:
+    """Rows of an encoder result as one float32 matrix."""
+    return np.stack(outputs).astype(np.float32)
