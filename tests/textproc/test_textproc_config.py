@@ -1,6 +1,7 @@
 """PreprocessConfig validation and its preprocessing.json round trip."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,9 @@ def test_defaults_are_valid() -> None:
         (lambda: PreprocessConfig(colour="red"), r"colour\n  Extra inputs are not permitted"),
     ],
 )
-def test_invalid_values_name_the_field(build: object, message: str) -> None:
+def test_invalid_values_name_the_field(build: Callable[[], object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        build()  # type: ignore[operator]
+        build()
 
 
 def test_unknown_nested_field_names_its_path() -> None:

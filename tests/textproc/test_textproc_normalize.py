@@ -127,4 +127,4 @@ def test_non_str_input_is_rejected() -> None:
     pipeline = TextPipeline(PreprocessConfig())
 
     with pytest.raises(TypeError, match="text must be a str, got int"):
-        pipeline.clean(123)  # type: ignore[arg-type]
+        pipeline.clean(123)

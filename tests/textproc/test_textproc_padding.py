@@ -15,7 +15,7 @@ def words(*ids: int) -> str:
 
 
 def padder(**padding: object) -> TextPipeline:
-    return TextPipeline(PreprocessConfig(padding=PaddingConfig(**padding)))  # type: ignore[arg-type]
+    return TextPipeline(PreprocessConfig(padding=PaddingConfig(**padding)))
 
 
 def as_lists(batch: EncodedBatch) -> tuple[list[list[int]], list[list[int]]]:
@@ -69,6 +69,7 @@ def test_bucket_padding_picks_the_smallest_bucket_that_fits(longest: int, width:
     assert batch.attention_mask.sum(dim=1).tolist() == [longest, 1]
 
 
+@pytest.mark.real_models
 def test_pad_id_comes_from_the_tokenizer(minilm_tokenizer: PreTrainedTokenizerBase) -> None:
     batch = TextPipeline(PreprocessConfig(), minilm_tokenizer).pad([[101, 102], [101]])
 
@@ -132,6 +133,7 @@ def test_fixed_length_also_caps_each_sequence(word_tokenizer: PreTrainedTokenize
     assert batch.truncated == [True, False]
 
 
+@pytest.mark.real_models
 def test_smollm2_left_padding_for_generation(smollm2_tokenizer: PreTrainedTokenizerBase) -> None:
     # given the real byte-level BPE tokenizer, which adds no special tokens and pads with eos
     config = PreprocessConfig(padding=PaddingConfig(side="left"))

@@ -16,6 +16,7 @@ def words(*ids: int) -> str:
     return " ".join(f"t{token_id}" for token_id in ids)
 
 
+@pytest.mark.real_models
 def test_minilm_frame_is_cls_and_sep(minilm_tokenizer: PreTrainedTokenizerBase) -> None:
     prefix, suffix = special_token_frame(minilm_tokenizer)
 
@@ -23,6 +24,7 @@ def test_minilm_frame_is_cls_and_sep(minilm_tokenizer: PreTrainedTokenizerBase) 
     assert len(prefix) + len(suffix) == minilm_tokenizer.num_special_tokens_to_add()
 
 
+@pytest.mark.real_models
 def test_smollm2_frame_is_empty(smollm2_tokenizer: PreTrainedTokenizerBase) -> None:
     prefix, suffix = special_token_frame(smollm2_tokenizer)
 
@@ -30,6 +32,7 @@ def test_smollm2_frame_is_empty(smollm2_tokenizer: PreTrainedTokenizerBase) -> N
     assert smollm2_tokenizer.num_special_tokens_to_add() == 0
 
 
+@pytest.mark.real_models
 def test_token_ids_match_the_tokenizer_on_cleaned_text(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:
@@ -44,6 +47,7 @@ def test_token_ids_match_the_tokenizer_on_cleaned_text(
     assert truncated is False
 
 
+@pytest.mark.real_models
 def test_smollm2_token_ids_match_the_tokenizer(
     smollm2_tokenizer: PreTrainedTokenizerBase,
 ) -> None:
@@ -55,6 +59,7 @@ def test_smollm2_token_ids_match_the_tokenizer(
     assert truncated is False
 
 
+@pytest.mark.real_models
 def test_encode_rows_equal_token_ids(minilm_tokenizer: PreTrainedTokenizerBase) -> None:
     # given texts of different lengths, one over the hard max
     config = PreprocessConfig(padding=PaddingConfig(max_length=10))
@@ -102,14 +107,14 @@ def test_encode_rejects_a_bare_string(word_tokenizer: PreTrainedTokenizerBase) -
     pipeline = TextPipeline(PreprocessConfig(), word_tokenizer)
 
     with pytest.raises(TypeError, match="wrap it in a list"):
-        pipeline.encode("t10 t11")  # type: ignore[arg-type]
+        pipeline.encode("t10 t11")
 
 
 def test_encode_rejects_a_non_str_text(word_tokenizer: PreTrainedTokenizerBase) -> None:
     pipeline = TextPipeline(PreprocessConfig(), word_tokenizer)
 
     with pytest.raises(TypeError, match="text must be a str, got NoneType"):
-        pipeline.encode(["t10", None])  # type: ignore[list-item]
+        pipeline.encode(["t10", None])
 
 
 def test_limit_with_no_room_for_text_is_rejected(word_tokenizer: PreTrainedTokenizerBase) -> None:
@@ -121,6 +126,7 @@ def test_limit_with_no_room_for_text_is_rejected(word_tokenizer: PreTrainedToken
         TextPipeline(config, word_tokenizer)
 
 
+@pytest.mark.real_models
 def test_hard_max_over_the_model_maximum_is_rejected(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:
@@ -130,6 +136,7 @@ def test_hard_max_over_the_model_maximum_is_rejected(
         TextPipeline(config, minilm_tokenizer)
 
 
+@pytest.mark.real_models
 def test_concurrent_calls_give_the_sequential_results(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:

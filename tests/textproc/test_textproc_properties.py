@@ -76,8 +76,8 @@ def test_encode_never_exceeds_the_hard_max(
 ) -> None:
     # given texts of any length up to 40 tokens
     config = PreprocessConfig(
-        truncate=TruncateConfig(strategy=strategy),  # type: ignore[arg-type]
-        padding=PaddingConfig(max_length=max_length, side=side),  # type: ignore[arg-type]
+        truncate=TruncateConfig(strategy=strategy),
+        padding=PaddingConfig(max_length=max_length, side=side),
     )
     pipeline = TextPipeline(config, word_tokenizer)
     texts = [" ".join(f"t{4 + index}" for index in range(count)) for count in token_counts]
@@ -92,6 +92,7 @@ def test_encode_never_exceeds_the_hard_max(
     assert batch.truncated == [count + 2 > max_length for count in token_counts]
 
 
+@pytest.mark.real_models
 @settings(max_examples=50, deadline=None)
 @given(text=texts, max_length=st.integers(min_value=3, max_value=16))
 def test_minilm_ids_keep_cls_and_sep_within_the_limit(

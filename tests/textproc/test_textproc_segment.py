@@ -10,7 +10,7 @@ SENTENCE = "小米智能手环真好用"
 
 
 def segmenting_pipeline(**segment: object) -> TextPipeline:
-    config = PreprocessConfig(segment=SegmentConfig(enabled=True, **segment))  # type: ignore[arg-type]
+    config = PreprocessConfig(segment=SegmentConfig(enabled=True, **segment))
     return TextPipeline(config)
 
 

@@ -20,13 +20,13 @@ def words(*ids: int) -> str:
 
 
 def char_pipeline(max_length: int, **truncate: object) -> TextPipeline:
-    config = TruncateConfig(unit="chars", max_length=max_length, **truncate)  # type: ignore[arg-type]
+    config = TruncateConfig(unit="chars", max_length=max_length, **truncate)
     return TextPipeline(PreprocessConfig(truncate=config))
 
 
 def token_pipeline(tokenizer: PreTrainedTokenizerBase, hard_max: int, **truncate: object) -> TextPipeline:
     config = PreprocessConfig(
-        truncate=TruncateConfig(**truncate),  # type: ignore[arg-type]
+        truncate=TruncateConfig(**truncate),
         padding=PaddingConfig(max_length=hard_max),
     )
     return TextPipeline(config, tokenizer)
@@ -170,6 +170,7 @@ def test_overflow_error_rejects_the_whole_batch(word_tokenizer: PreTrainedTokeni
         pipeline.encode([words(10), words(*range(10, 20))])
 
 
+@pytest.mark.real_models
 def test_minilm_cut_keeps_cls_and_sep_around_the_first_words(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:
@@ -187,6 +188,7 @@ def test_minilm_cut_keeps_cls_and_sep_around_the_first_words(
     assert truncated is True
 
 
+@pytest.mark.real_models
 def test_minilm_head_tail_cut(minilm_tokenizer: PreTrainedTokenizerBase) -> None:
     text = "the quick brown fox jumps over the lazy dog near the river bank"
     pipeline = token_pipeline(minilm_tokenizer, 8, strategy="head_tail")

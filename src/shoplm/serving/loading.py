@@ -135,9 +135,30 @@ def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
         raise ModelSourceError(f"cannot load {config.task} model from {directory}: {error}") from error
     model.to(device)
     model.eval()
-    preprocessing = config.preprocessing or _saved_preprocessing(directory)
+    preprocessing = _fit_to_model(config.preprocessing or _saved_preprocessing(directory), model)
     parameter_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return LoadedModel(model, tokenizer, preprocessing, source, device, parameter_bytes)
+
+
+def _fit_to_model(preprocessing: PreprocessConfig, model: PreTrainedModel) -> PreprocessConfig:
+    """Cap the hard token maximum at what the model's position embeddings can hold."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if not positions:
+        return preprocessing
+    # RoBERTa-style models number positions from padding_idx + 1, losing that many slots.
+    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= int(model.config.pad_token_id or 0) + 1
+    if preprocessing.padding.max_length <= positions:
+        return preprocessing
+    old = preprocessing.padding
+    padding = old.model_copy(
+        update={
+            "max_length": positions,
+            "length": None if old.length is None else min(old.length, positions),
+            "buckets": [bucket for bucket in old.buckets if bucket <= positions],
+        }
+    )
+    return preprocessing.model_copy(update={"padding": padding})
 
 
 def _saved_preprocessing(directory: Path) -> PreprocessConfig:
@@ -162,7 +183,7 @@ def _plain_checkpoint(source: ResolvedSource) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(source.directory, gguf_file=source.gguf_file)
     model = AutoModelForCausalLM.from_pretrained(source.directory, gguf_file=source.gguf_file)
     # The de-quantized weights are plain tensors; drop the GGUF quantizer so they can be saved.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     model.config.__dict__.pop("quantization_config", None)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)

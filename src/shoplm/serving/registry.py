@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ from shoplm.textproc import TextPipeline
 logger = logging.getLogger(__name__)
 
 
-class ModelState(str, Enum):
+class ModelState(StrEnum):
     """Lifecycle of a configured model."""
 
     LOADING = "loading"
@@ -106,7 +107,7 @@ class ModelRegistry:
             if entry.config.load_on_start:
                 try:
                     await self.load(entry.config.name)
-                except Exception:  # noqa: BLE001 - the server still serves the other models
+                except Exception:
                     logger.exception("model failed to load", extra={"model": entry.config.name})
 
     async def load(self, name: str, version: str | None = None, path: Path | None = None) -> ModelEntry:
@@ -198,7 +199,5 @@ def _return_freed_heap_to_os() -> None:
     """glibc keeps freed tensors' pages; malloc_trim hands them back so unloading shows in RSS."""
     library = ctypes.util.find_library("c")
     if library:
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
             ctypes.CDLL(library).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass

@@ -127,9 +127,9 @@ class InferenceService:
                 f"model {name!r} has no chat template; use /v1/completions", param="messages"
             )
         cleaned = [{**message, "content": handle.pipeline.clean(message["content"])} for message in messages]
-        encoded = tokenizer.apply_chat_template(cleaned, add_generation_prompt=True, tokenize=True)
-        ids = encoded["input_ids"] if not isinstance(encoded, list) else encoded
-        return self._generation_request(handle, list(ids), params, "messages")
+        encoded: Any = tokenizer.apply_chat_template(cleaned, add_generation_prompt=True, tokenize=True)
+        ids = encoded if isinstance(encoded, list) else encoded["input_ids"]
+        return self._generation_request(handle, [int(i) for i in ids], params, "messages")
 
     def completion_request(self, name: str, prompt: str, params: dict[str, Any]) -> GenerationRequest:
         """Tokenize a plain prompt and validate the settings."""

@@ -72,8 +72,12 @@ class TextPipeline:
     """
 
     def __init__(self, config: PreprocessConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
-        """Prepare the pipeline; raises FileNotFoundError for a missing segment.user_dict and
-        ValueError when the length limits leave no room for text with this tokenizer."""
+        """Build the pipeline; without a tokenizer only `clean` and `pad` work.
+
+        Raises FileNotFoundError for a missing segment.user_dict, and ValueError when the
+        length limits leave no room for text next to the tokenizer's special tokens or exceed
+        its model_max_length.
+        """
         self.config = config
         self.tokenizer = tokenizer
         self._segmenter = Segmenter(config.segment) if config.segment.enabled else None
@@ -141,11 +145,11 @@ class TextPipeline:
         return text, True
 
     def token_ids(self, text: str) -> tuple[list[int], bool]:
-        """Return the ids of the cleaned `text`, special tokens included, and whether text was
-        cut to fit `token_limit`.
+        """Return the token ids of the cleaned `text` and whether any of it was cut.
 
-        Only the content between the special tokens is cut, so e.g. [CLS] and [SEP] stay in
-        place. Raises TextTooLongError instead when truncate.on_overflow is "error".
+        The ids include the special tokens and number at most `token_limit`. Only the content
+        between the special tokens is cut, so e.g. [CLS] and [SEP] stay in place. Raises
+        TextTooLongError instead of cutting when truncate.on_overflow is "error".
         """
         return self._token_ids_batch([text])[0]
 

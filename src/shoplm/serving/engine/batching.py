@@ -9,6 +9,7 @@ close together does the worker wait up to ``max_queue_delay_ms`` to fill a batch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -185,7 +186,6 @@ def _resolve(item: _Pending, *, result: Any = None, error: BaseException | None 
         else:
             item.future.set_result(result)
 
-    try:
+    # A closed event loop means nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
         item.loop.call_soon_threadsafe(deliver)
-    except RuntimeError:  # the event loop is closed: nobody is waiting any more
-        pass

@@ -76,7 +76,7 @@ class EncoderRunner:
                 scores, ids = probabilities.topk(top_k)
                 per_mask.append(
                     [
-                        MaskPrediction(tokenizer.decode([int(i)]).strip(), int(i), float(s))
+                        MaskPrediction(str(tokenizer.decode([int(i)])).strip(), int(i), float(s))
                         for s, i in zip(scores.tolist(), ids.tolist(), strict=True)
                     ]
                 )

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from transformers import DynamicCache
@@ -163,7 +164,7 @@ class GenerationEngine:
             try:
                 with torch.inference_mode():
                     self._step(joining)
-            except Exception as error:  # noqa: BLE001 - every affected request is told
+            except Exception as error:
                 logger.exception("generation step failed", extra={"model": self.model})
                 for sequence in [*self._running, *joining]:
                     sequence.send(error)
@@ -286,7 +287,7 @@ class GenerationEngine:
             sequence.finish_reason = "stop"
         elif len(sequence.generated) >= params.max_new_tokens or total >= self.max_positions:
             sequence.finish_reason = "length"
-        text = self.loaded.tokenizer.decode(sequence.generated, skip_special_tokens=True)
+        text = str(self.loaded.tokenizer.decode(sequence.generated, skip_special_tokens=True))
         end = len(text)
         for stop in params.stop:
             found = text.find(stop, max(0, sequence.emitted_chars - len(stop)))
@@ -299,9 +300,10 @@ class GenerationEngine:
         if delta or sequence.finish_reason is not None:
             sequence.emitted_chars += len(delta)
             sequence.emitted_tokens = len(sequence.generated)
-            sequence.send(
-                GenerationEvent(delta, new_tokens, sequence.finish_reason, len(sequence.prompt_ids), len(sequence.generated))
+            event = GenerationEvent(
+                delta, new_tokens, sequence.finish_reason, len(sequence.prompt_ids), len(sequence.generated)
             )
+            sequence.send(event)
 
     @staticmethod
     def _safe_end(text: str, stops: tuple[str, ...]) -> int:
@@ -331,4 +333,6 @@ class GenerationEngine:
 
 def _returned_cache(output: object) -> DynamicCache:
     cache = getattr(output, "cache", None)
-    return cache if cache is not None else getattr(output, "past_key_values")
+    if cache is None:
+        cache = getattr(output, "past_key_values", None)
+    return cast(DynamicCache, cache)

@@ -7,6 +7,8 @@ leaving selects rows and then drops leading columns that no remaining row attend
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -15,6 +17,16 @@ from transformers.cache_utils import DynamicLayer
 def supports_row_surgery(cache: object) -> bool:
     """True when every layer is a plain growing layer (no sliding window, no static buffer)."""
     return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+class _KeyValues(Protocol):
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+def _layers(cache: DynamicCache) -> list[_KeyValues]:
+    """The cache's layers; callers checked :func:`supports_row_surgery` (all DynamicLayer)."""
+    return cast(list[_KeyValues], list(cache.layers))
 
 
 def _pad_left(tensor: torch.Tensor, columns: int, dim: int) -> torch.Tensor:
@@ -30,7 +42,7 @@ def merge(
 ) -> tuple[DynamicCache, torch.Tensor]:
     """Append the rows of ``joining`` below those of ``cache``; masks are [rows, columns]."""
     width = max(mask.shape[1], joining_mask.shape[1])
-    for layer, new_layer in zip(cache.layers, joining.layers, strict=True):
+    for layer, new_layer in zip(_layers(cache), _layers(joining), strict=True):
         old_pad = width - layer.keys.shape[-2]
         new_pad = width - new_layer.keys.shape[-2]
         layer.keys = torch.cat([_pad_left(layer.keys, old_pad, -2), _pad_left(new_layer.keys, new_pad, -2)])
@@ -51,7 +63,7 @@ def keep_rows(cache: DynamicCache, mask: torch.Tensor, rows: list[int]) -> torch
     used = mask.any(dim=0).nonzero()
     first = int(used[0]) if used.numel() else mask.shape[1]
     if first > 0:
-        for layer in cache.layers:
+        for layer in _layers(cache):
             layer.keys = layer.keys[:, :, first:]
             layer.values = layer.values[:, :, first:]
         mask = mask[:, first:]

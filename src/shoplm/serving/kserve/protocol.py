@@ -7,7 +7,7 @@ request ``parameters`` of both REST and gRPC and turn them into engine settings.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -101,7 +101,7 @@ class TaskParameters(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     @classmethod
-    def parse(cls, parameters: dict[str, Any]) -> TaskParameters:
+    def parse(cls, parameters: dict[str, Any]) -> Self:
         """Validate ``parameters``; a bad one is a 400 naming it and its limit."""
         try:
             return cls.model_validate(parameters)
