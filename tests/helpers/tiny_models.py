@@ -98,7 +98,7 @@ def make_causal_lm(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = _bpe_tokenizer()
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=256,
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=2048,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )

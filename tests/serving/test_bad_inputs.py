@@ -67,7 +67,7 @@ RAW_CASES = [
     (b"\xff\xfe\xfa", 400, "not valid JSON"),
     (b'{"model": "embed", "input": "\xff\xfe"}', 400, "not valid JSON"),
     (b"[1, 2, 3]", 400, "valid dictionary"),
-    (b"", 400, "not valid JSON"),
+    (b"", 400, "body is missing"),
 ]
 
 

@@ -97,7 +97,8 @@ def test_completion_greedy_matches_reference(client: openai.OpenAI, reference_lm
 def test_seeded_sampling_is_reproducible(client: openai.OpenAI) -> None:
     def sample(seed: int) -> str:
         response = client.completions.create(
-            model="gen", prompt="the quick", max_tokens=16, temperature=1.0, top_p=0.95, top_k=50, seed=seed
+            model="gen", prompt="the quick", max_tokens=16, temperature=1.0, top_p=0.95, seed=seed,
+            extra_body={"top_k": 50},
         )
         return response.choices[0].text
 

@@ -43,6 +43,10 @@ def describe_validation_error(error: RequestValidationError) -> tuple[str, str |
             continue
         location = [str(p) for p in problem.get("loc", ()) if p != "body"]
         field = ".".join(location) or "body"
+        if field == "body" and problem.get("type") == "missing":
+            first = first or field
+            parts.append("request body is missing; send a JSON object")
+            continue
         first = first or field
         parts.append(f"{field}: {problem['msg']}")
     return "; ".join(parts) or "invalid request", first
@@ -63,9 +67,16 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     return error_response(request, 400, message, error_type="invalid_request_error", param=field)
 
 
+# FastAPI's words when the body bytes cannot even be decoded (e.g. invalid UTF-8).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    return error_response(request, error.status_code, str(error.detail), error_type="http_error",
+    message = str(error.detail)
+    if error.status_code == 400 and message == _UNPARSABLE_BODY:
+        message = "body is not valid JSON: it is not UTF-8 encoded text"
+    return error_response(request, error.status_code, message, error_type="http_error",
                           headers=getattr(error, "headers", None))
 
 

@@ -86,10 +86,18 @@ def package_directory(package: str) -> Path:
 def resolve_source(
     config: ModelConfig, repository: Path, version: str | None = None, path: Path | None = None
 ) -> ResolvedSource:
-    """Locate the files of ``config`` (or of an explicit ``path``/``version`` from an admin call)."""
+    """Locate the files of ``config``, or of an admin call's explicit ``path`` or ``version``.
+
+    A version other than the configured one always comes from the model repository
+    (``<repository>/<name>/<version>``), whatever the configured source is.
+    """
     chosen_version = version or config.version
     if path is not None:
         return _checked(ResolvedSource(path, config.gguf_file, chosen_version))
+    if config.source == "repository" or chosen_version != config.version:
+        directory = repository / config.name / chosen_version
+        return _checked(ResolvedSource(directory, config.gguf_file if config.source == "repository" else None,
+                                       chosen_version))
     if config.source.startswith("package:"):
         name = config.source.removeprefix("package:")
         if name not in PACKAGED_MODELS:
@@ -97,9 +105,6 @@ def resolve_source(
             raise ModelSourceError(f"unknown packaged model {name!r}; known: {known}")
         package, gguf_file = PACKAGED_MODELS[name]
         return _checked(ResolvedSource(package_directory(package), gguf_file, chosen_version))
-    if config.source == "repository":
-        directory = repository / config.name / chosen_version
-        return _checked(ResolvedSource(directory, config.gguf_file, chosen_version))
     return _checked(ResolvedSource(Path(config.source), config.gguf_file, chosen_version))
 
 

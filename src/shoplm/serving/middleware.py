@@ -14,7 +14,6 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shoplm.serving.errors import PayloadTooLargeError
 from shoplm.serving.metrics import ServerMetrics
 
 logger = logging.getLogger("shoplm.access")
@@ -44,18 +43,28 @@ class RequestContextMiddleware:
             self._finish(scope, request_id, 413, started)
             return
 
-        received = 0
-
-        async def bounded_receive() -> Message:
-            nonlocal received
+        # Read the body up front (it is bounded) so an over-long chunked body is refused with a
+        # clean 413 before any route sees it.
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise PayloadTooLargeError(
-                        f"request body exceeds max_body_bytes={self.max_body_bytes}"
-                    )
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                await self._reject_too_large(scope, send, request_id, None)
+                self._finish(scope, request_id, 413, started)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
         async def tagged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -66,12 +75,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, bounded_receive, tagged_send)
+            await self.app(scope, replay_receive, tagged_send)
         finally:
             self._finish(scope, request_id, status["code"], started)
 
-    async def _reject_too_large(self, scope: Scope, send: Send, request_id: str, size: int) -> None:
-        message = f"request body is {size} bytes; the limit is max_body_bytes={self.max_body_bytes}"
+    async def _reject_too_large(self, scope: Scope, send: Send, request_id: str, size: int | None) -> None:
+        told = f"is {size} bytes" if size is not None else "is too large"
+        message = f"request body {told}; the limit is max_body_bytes={self.max_body_bytes}"
         if scope["path"].startswith("/v2"):
             body: dict[str, Any] = {"error": message}
         else:

@@ -7,7 +7,10 @@ SIGTERM or SIGINT stops both listeners from accepting, lets in-flight requests f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -30,6 +33,19 @@ class _HttpServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._stopping.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal after its shutdown, killing the process before the gRPC
+        # server drains and the models unload; we handle the signal and exit normally instead.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 async def serve(config: ServeConfig) -> None:

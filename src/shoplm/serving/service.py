@@ -161,19 +161,20 @@ class InferenceService:
         sampling = SamplingParams(max_new_tokens=max_new_tokens, stop=stop, **params)
         return GenerationRequest(handle, prompt_ids, sampling)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        """The events of one generation; the caller bounds it with :meth:`deadline`."""
+    def start(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Queue one generation now (a full queue raises here, before any response starts)
+        and return its events; the caller bounds the iteration with :meth:`deadline`."""
         engine = request.handle.engine
         assert isinstance(engine, GenerationEngine)
-        async for event in engine.generate(request.prompt_ids, request.params):
-            yield event
+        return engine.generate(request.prompt_ids, request.params)
 
     async def complete(self, request: GenerationRequest) -> tuple[str, str, int, int]:
         """Run one generation to the end: (text, finish_reason, prompt_tokens, completion_tokens)."""
         parts: list[str] = []
         finish, prompt_tokens, completion_tokens = "stop", len(request.prompt_ids), 0
+        events = self.start(request)
         async with self.deadline():
-            async for event in self.stream(request):
+            async for event in events:
                 parts.append(event.text)
                 finish = event.finish_reason or finish
                 completion_tokens = event.completion_tokens

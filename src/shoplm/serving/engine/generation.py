@@ -102,13 +102,15 @@ class GenerationEngine:
         self._thread = threading.Thread(target=self._loop, name=f"generate-{model}", daemon=True)
         self._thread.start()
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
-        """Stream the events of one sequence; leaving the iteration early cancels it."""
-        loop = asyncio.get_running_loop()
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
+        """Queue one sequence now (raising at once when the queue is full) and return its events.
+
+        Leaving the iteration early cancels the sequence and frees its batch slot.
+        """
         sequence = _Sequence(
             prompt_ids=list(prompt_ids),
             sampler=SamplerState(params, make_generator(params.seed, self.loaded.device)),
-            loop=loop,
+            loop=asyncio.get_running_loop(),
             events=asyncio.Queue(),
         )
         with self._condition:
@@ -123,6 +125,10 @@ class GenerationEngine:
             self._waiting.append(sequence)
             self._metrics.queue_depth.labels(self.model).set(len(self._waiting))
             self._condition.notify()
+        return self._events(sequence)
+
+    @staticmethod
+    async def _events(sequence: _Sequence) -> AsyncIterator[GenerationEvent]:
         try:
             while True:
                 event = await sequence.events.get()

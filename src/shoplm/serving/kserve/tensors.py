@@ -59,20 +59,20 @@ def check_datatype(name: str, datatype: str) -> None:
     """400 unless ``datatype`` is one the protocol defines (and we decode)."""
     if datatype not in DATATYPES:
         raise InvalidRequestError(
-            f"tensor '{name}': unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}", param=name
+            f"input '{name}': unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}", param=name
         )
 
 
 def element_count(name: str, shape: Sequence[int]) -> int:
     """Elements a tensor of ``shape`` holds; 400 for a negative dimension."""
     if any(dim < 0 for dim in shape):
-        raise InvalidRequestError(f"tensor '{name}': shape {list(shape)} has a negative dimension", param=name)
+        raise InvalidRequestError(f"input '{name}': shape {list(shape)} has a negative dimension", param=name)
     return math.prod(shape)
 
 
 def _count_mismatch(name: str, shape: Sequence[int], found: int | str, where: str) -> InvalidRequestError:
     return InvalidRequestError(
-        f"tensor '{name}': shape {list(shape)} needs {math.prod(shape)} elements but {where} holds {found}",
+        f"input '{name}': shape {list(shape)} needs {math.prod(shape)} elements but {where} holds {found}",
         param=name,
     )
 
@@ -103,7 +103,7 @@ def from_binary(name: str, datatype: str, shape: Sequence[int], raw: bytes) -> n
     dtype = NUMERIC_DTYPES[datatype]
     if len(raw) != expected * dtype.itemsize:
         raise InvalidRequestError(
-            f"tensor '{name}': shape {list(shape)} of {datatype} needs {expected * dtype.itemsize} bytes "
+            f"input '{name}': shape {list(shape)} of {datatype} needs {expected * dtype.itemsize} bytes "
             f"but its binary data holds {len(raw)}",
             param=name,
         )
@@ -129,13 +129,13 @@ def _element_bytes(name: str, index: int, element: Any) -> bytes:
         return element
     if not isinstance(element, str):
         raise InvalidRequestError(
-            f"tensor '{name}': BYTES element {index} must be a string, got {type(element).__name__}", param=name
+            f"input '{name}': BYTES element {index} must be a string, got {type(element).__name__}", param=name
         )
     try:
         return element.encode("utf-8")
     except UnicodeEncodeError:
         # JSON can carry lone surrogates (an escaped D800), which are no UTF-8 text.
-        raise InvalidRequestError(f"tensor '{name}': element {index} is not valid UTF-8", param=name) from None
+        raise InvalidRequestError(f"input '{name}': element {index} is not valid UTF-8", param=name) from None
 
 
 def _as_bytes(array: np.ndarray) -> list[bytes]:
@@ -150,14 +150,14 @@ def _split_bytes(name: str, shape: Sequence[int], raw: bytes, expected: int) -> 
             raise _count_mismatch(name, shape, f"more than {expected}", "its binary data")
         if offset + _LENGTH.size > len(raw):
             raise InvalidRequestError(
-                f"tensor '{name}': binary BYTES data ends inside the 4-byte length of element {len(elements)}",
+                f"input '{name}': binary BYTES data ends inside the 4-byte length of element {len(elements)}",
                 param=name,
             )
         (length,) = _LENGTH.unpack_from(raw, offset)
         offset += _LENGTH.size
         if offset + length > len(raw):
             raise InvalidRequestError(
-                f"tensor '{name}': BYTES element {len(elements)} declares {length} bytes "
+                f"input '{name}': BYTES element {len(elements)} declares {length} bytes "
                 f"but only {len(raw) - offset} remain",
                 param=name,
             )
@@ -175,12 +175,12 @@ def _numeric_array(name: str, datatype: str, values: list[Any]) -> np.ndarray:
         # bool is an int subclass: a flag is no number here, nor a number a flag.
         if not isinstance(value, allowed) or (isinstance(value, bool) and dtype.kind != "b"):
             raise InvalidRequestError(
-                f"tensor '{name}': element {index} is a {type(value).__name__}, not a {datatype} value", param=name
+                f"input '{name}': element {index} is a {type(value).__name__}, not a {datatype} value", param=name
             )
     try:
         return np.array(values, dtype=dtype)
     except OverflowError as error:
-        raise InvalidRequestError(f"tensor '{name}': data does not fit {datatype}: {error}", param=name) from None
+        raise InvalidRequestError(f"input '{name}': data does not fit {datatype}: {error}", param=name) from None
 
 
 def bytes_array(elements: list[bytes]) -> np.ndarray:

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from shoplm.serving.engine.generation import GenerationEvent
 from shoplm.serving.errors import InvalidRequestError, ServingError
 from shoplm.serving.openai.protocol import (
     ChatCompletionRequest,
@@ -21,9 +22,9 @@ from shoplm.serving.openai.protocol import (
     now,
 )
 from shoplm.serving.service import GenerationRequest, InferenceService, stack
-from shoplm.serving.state import ServiceDep, note_model
+from shoplm.serving.state import ServiceDep, note_model, require_api_key
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
 
 @router.get("/models")
@@ -111,7 +112,8 @@ async def _respond(
     }
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse_events(service, generation, header, chat=chat, include_usage=include_usage)
+        generated = service.start(generation)
+        events = _sse_events(service, generated, generation, header, chat=chat, include_usage=include_usage)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     text, finish, prompt_tokens, completion_tokens = await service.complete(generation)
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
@@ -125,7 +127,8 @@ async def _respond(
 
 
 async def _sse_events(
-    service: InferenceService, generation: GenerationRequest, header: dict[str, Any], *, chat: bool,
+    service: InferenceService, generated: AsyncIterator[GenerationEvent], generation: GenerationRequest,
+    header: dict[str, Any], *, chat: bool,
     include_usage: bool,
 ) -> AsyncIterator[str]:
     header = {**header, "object": "chat.completion.chunk" if chat else "text_completion"}
@@ -135,7 +138,7 @@ async def _sse_events(
             first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
             yield _sse({**header, "choices": [first]})
         async with service.deadline():
-            async for event in service.stream(generation):
+            async for event in generated:
                 completion_tokens = event.completion_tokens
                 if not event.text and event.finish_reason is None:
                     continue
