@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -106,3 +107,17 @@ def make_causal_lm(directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def tiny_model_configs(root: Path) -> list[dict[str, Any]]:
+    """Serve-config entries for the four tiny models, built under ``root``."""
+    fast = {"max_queue_delay_ms": 5}
+    return [
+        {"name": "embed", "task": "embed", "source": str(make_encoder(root / "embed", "embed")), "batching": fast},
+        {"name": "classify", "task": "classify", "source": str(make_encoder(root / "classify", "classify")),
+         "batching": fast},
+        {"name": "fill", "task": "fill-mask", "source": str(make_encoder(root / "fill", "fill-mask"))},
+        {"name": "gen", "task": "generate", "source": str(make_causal_lm(root / "gen")),
+         "limits": {"max_input_tokens": 128, "max_new_tokens": 64, "default_max_new_tokens": 16},
+         "preprocessing": {"normalize": {"collapse_whitespace": False}}},
+    ]

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers.server import ServerProcess
-from tests.helpers.tiny_models import make_encoder
-from tests.serving.conftest import tiny_model_configs
+from tests.helpers.tiny_models import make_encoder, tiny_model_configs
 
 
 @pytest.fixture()

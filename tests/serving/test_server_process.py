@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.helpers.server import ServerProcess
-from tests.serving.conftest import tiny_model_configs
+from tests.helpers.tiny_models import tiny_model_configs
 
 
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:

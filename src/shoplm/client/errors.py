@@ -1,0 +1,17 @@
+"""Errors raised by the model server clients."""
+
+from __future__ import annotations
+
+
+class ModelServerError(Exception):
+    """The model server answered with an error status."""
+
+    def __init__(self, status_code: int, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"{status_code}: {message}" + (f" (request id {request_id})" if request_id else ""))
+        self.status_code = status_code
+        self.message = message
+        self.request_id = request_id
+
+
+class ModelServerUnavailable(ModelServerError):
+    """The model server could not be reached in time, or stayed busy through every retry."""

@@ -1,0 +1,108 @@
+"""The Python SDK against a real server: HTTP (sync, async) and gRPC, errors and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoplm.client import (
+    AsyncModelClient,
+    GrpcModelClient,
+    ModelClient,
+    ModelServerError,
+    ModelServerUnavailable,
+)
+from tests.helpers.server import ServerProcess, free_port
+from tests.helpers.tiny_models import tiny_model_configs
+
+
+def test_http_client_covers_chat_completion_embeddings_and_classification(tiny_server: ServerProcess) -> None:
+    with ModelClient(tiny_server.http_url) as client:
+        chat = client.chat("gen", [{"role": "user", "content": "red shoes"}], max_tokens=8, temperature=0)
+        streamed = "".join(client.stream_chat("gen", [{"role": "user", "content": "red shoes"}], max_tokens=8,
+                                              temperature=0))
+        completion = client.complete("gen", "blue", max_tokens=4, temperature=0)
+        vectors = client.embed("embed", ["a", "b", "c"])
+        labels = client.classify("classify", ["great product", "terrible"])
+        ready = client.ready(), client.ready("embed"), client.ready("missing")
+
+    assert streamed == chat.text
+    assert chat.model_version == "1"
+    assert completion.completion_tokens <= 4
+    assert vectors.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert [c.label in {"negative", "positive"} for c in labels] == [True, True]
+    assert all(abs(sum(c.probabilities) - 1) < 1e-5 and c.score == max(c.probabilities) for c in labels)
+    assert ready == (True, True, False)
+
+
+def test_http_client_raises_named_errors(tiny_server: ServerProcess) -> None:
+    with ModelClient(tiny_server.http_url, max_retries=0) as client:
+        with pytest.raises(ModelServerError) as missing:
+            client.embed("missing", ["x"])
+        with pytest.raises(ModelServerError) as empty:
+            client.embed("embed", [""])
+
+    assert (missing.value.status_code, empty.value.status_code) == (404, 400)
+    assert "missing" in missing.value.message
+    assert missing.value.request_id
+
+
+def test_async_client_runs_concurrent_calls(tiny_server: ServerProcess) -> None:
+    async def run() -> list[np.ndarray]:
+        async with AsyncModelClient(tiny_server.http_url) as client:
+            return await asyncio.gather(*(client.embed("embed", [f"text {i}"]) for i in range(12)))
+
+    results = asyncio.run(run())
+
+    assert [r.shape for r in results] == [(1, 32)] * 12
+
+
+def test_unreachable_server_is_model_server_unavailable() -> None:
+    with ModelClient(f"http://127.0.0.1:{free_port()}", timeout=2, max_retries=1) as client:
+        with pytest.raises(ModelServerUnavailable):
+            client.models()
+        assert client.ready() is False
+
+
+def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> None:
+    with GrpcModelClient(tiny_server.grpc_address) as client:
+        vectors = client.embed("embed", ["red shoes", "blue shirt"])
+        live, ready = client.live(), client.ready("embed")
+        with pytest.raises(ModelServerError) as missing:
+            client.embed("missing", ["x"])
+
+    assert vectors.shape == (2, 32)
+    assert (live, ready) == (True, True)
+    assert missing.value.status_code == 404
+
+
+def test_http_client_retries_a_busy_server_until_it_answers(tmp_path: Path, tiny_models_root: Path) -> None:
+    gen = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "gen")
+    gen = {**gen, "batching": {"max_num_seqs": 1, "max_queue_size": 1},
+           "limits": {"max_new_tokens": 400, "max_input_tokens": 128}}
+    with ServerProcess(tmp_path, {"models": [gen]}) as server:
+        start = threading.Barrier(6)
+        outcomes: list[str] = []
+
+        def call(retries: int) -> None:
+            with ModelClient(server.http_url, max_retries=retries, timeout=120) as client:
+                start.wait()
+                try:
+                    client.complete("gen", "red", max_tokens=300)
+                    outcomes.append(f"ok-{retries}")
+                except ModelServerUnavailable:
+                    outcomes.append(f"busy-{retries}")
+
+        threads = [threading.Thread(target=call, args=(20 if i < 3 else 0,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(o for o in outcomes if o.endswith("-20")) == ["ok-20"] * 3
+    assert "busy-0" in outcomes
