@@ -1,0 +1,92 @@
+"""The bundled real models behind the real server: SmolLM2 chat and MiniLM embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import tritonclient.grpc as triton_grpc
+
+from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.real_models
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory):
+    import yaml
+
+    config = yaml.safe_load(REPO_CONFIG.read_text())
+    workdir = tmp_path_factory.mktemp("real")
+    config["server"]["model_repository"] = str(workdir / "repo")
+    with ServerProcess(workdir, config) as server:  # the shipped config, unchanged but for paths
+        yield server
+
+
+def test_smollm2_answers_a_factual_question(real_server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=f"{real_server.http_url}/v1", api_key="x", max_retries=0)
+
+    response = client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=20, temperature=0,
+    )
+
+    assert "Paris" in response.choices[0].message.content
+    assert response.usage.prompt_tokens > 20  # the chat template's system prompt is applied
+
+
+def test_smollm2_streams_tokens_as_they_are_decoded(real_server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=f"{real_server.http_url}/v1", api_key="x", max_retries=0)
+
+    chunks = list(client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=24, temperature=0, stream=True,
+    ))
+
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) >= 10  # one event per decoded token, not one blob at the end
+
+
+def test_minilm_embeddings_rank_related_products_closer(real_server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=f"{real_server.http_url}/v1", api_key="x", max_retries=0)
+    texts = ["red running shoes", "crimson sneakers for jogging", "chocolate cake recipe"]
+
+    response = client.embeddings.create(model="embed", input=texts)
+
+    vectors = np.array([d.embedding for d in response.data])
+    assert vectors.shape == (3, 384)
+    related, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert related > unrelated + 0.2
+
+
+def test_grpc_embeddings_equal_http_embeddings(real_server: ServerProcess) -> None:
+    client = triton_grpc.InferenceServerClient(real_server.grpc_address)
+    text = triton_grpc.InferInput("text", [1], "BYTES")
+    text.set_data_from_numpy(np.array([b"wireless headphones"], dtype=object))
+
+    over_grpc = client.infer("embed", [text]).as_numpy("embedding")
+    over_http = httpx.post(f"{real_server.http_url}/v1/embeddings",
+                           json={"model": "embed", "input": "wireless headphones"}).json()
+
+    np.testing.assert_allclose(over_grpc[0], over_http["data"][0]["embedding"], atol=1e-6)
+
+
+def test_unloading_returns_the_memory(real_server: ServerProcess) -> None:
+    def rss() -> int:
+        return int(httpx.get(f"{real_server.http_url}/admin/models").json()["process"]["rss_bytes"])
+
+    loaded = rss()
+    unloaded_entry = httpx.post(f"{real_server.http_url}/admin/models/chat/unload", timeout=60).json()
+    after_unload = rss()
+    httpx.post(f"{real_server.http_url}/admin/models/chat/load", timeout=300).raise_for_status()
+    after_reload = rss()
+
+    assert unloaded_entry["state"] == "unloaded"
+    # SmolLM2 holds about 540 MB of float32 weights; most of it must go back to the OS.
+    assert loaded - after_unload > 300 * 2**20
+    assert after_reload - after_unload > 300 * 2**20
