@@ -26,19 +26,19 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shoplm.config import BatchingConfig, ModelConfig  # noqa: E402
-from shoplm.serving.engine.generation import GenerationEngine  # noqa: E402
-from shoplm.serving.engine.sampling import SamplingParams  # noqa: E402
-from shoplm.serving.loading import load_model, resolve_source  # noqa: E402
-from shoplm.serving.metrics import ServerMetrics  # noqa: E402
-from tests.helpers.tiny_models import CORPUS, _bpe_tokenizer, make_encoder  # noqa: E402
+from shoplm.config import BatchingConfig, ModelConfig
+from shoplm.serving.engine.generation import GenerationEngine
+from shoplm.serving.engine.sampling import SamplingParams
+from shoplm.serving.loading import load_model, resolve_source
+from shoplm.serving.metrics import ServerMetrics
+from tests.helpers.tiny_models import CORPUS, bpe_tokenizer, make_encoder
 
 NEW_TOKENS = 64
 
 
 def make_llama(directory: Path) -> Path:
     torch.manual_seed(0)
-    tokenizer = _bpe_tokenizer()
+    tokenizer = bpe_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,

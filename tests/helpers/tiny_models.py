@@ -34,7 +34,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
+def wordpiece_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -51,7 +51,7 @@ def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def _bpe_tokenizer() -> PreTrainedTokenizerFast:
+def bpe_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -78,7 +78,7 @@ def _bert_config(tokenizer: PreTrainedTokenizerFast, **extra: object) -> BertCon
 def make_encoder(directory: Path, task: str, seed: int = 0) -> Path:
     """A 2-layer, 32-wide BERT for ``embed``, ``classify`` (negative/positive) or ``fill-mask``."""
     torch.manual_seed(seed)
-    tokenizer = _wordpiece_tokenizer()
+    tokenizer = wordpiece_tokenizer()
     if task == "embed":
         model = BertModel(_bert_config(tokenizer))
     elif task == "classify":
@@ -97,7 +97,7 @@ def make_encoder(directory: Path, task: str, seed: int = 0) -> Path:
 def make_causal_lm(directory: Path, seed: int = 0) -> Path:
     """A 2-layer, 32-wide GPT-2 with a byte-level BPE tokenizer and a chat template."""
     torch.manual_seed(seed)
-    tokenizer = _bpe_tokenizer()
+    tokenizer = bpe_tokenizer()
     config = GPT2Config(
         vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=2048,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
