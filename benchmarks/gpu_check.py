@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from shoplm.serving.engine.generation import GenerationEngine
 from shoplm.serving.engine.sampling import SamplingParams
 from shoplm.serving.loading import load_model, resolve_source
 from shoplm.serving.metrics import ServerMetrics
+from tests.helpers.server import ServerProcess
 from tests.helpers.tiny_models import CORPUS, bpe_tokenizer, make_encoder
 
 NEW_TOKENS = 64
@@ -129,35 +129,22 @@ def check_dtype(directory: Path, dtype: str, device: str) -> dict:
 
 def check_server(directory: Path, workdir: Path, device: str) -> dict:
     import httpx
-    import yaml
 
     embed_dir = make_encoder(workdir / "embed", "embed")
     config = {
-        "server": {"port": 18300, "grpc_port": 0, "model_repository": str(workdir / "repo")},
+        "server": {"model_repository": str(workdir / "repo")},
         "models": [
             {"name": "lm", "task": "generate", "source": str(directory), "device": device, "dtype": "bfloat16"},
             {"name": "embed", "task": "embed", "source": str(embed_dir), "device": device},
         ],
     }
-    path = workdir / "serve.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = (workdir / "server.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "shoplm", "serve", "--config", str(path)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = "http://127.0.0.1:18300"
+    source_path = str(Path(__file__).resolve().parents[1] / "src")
+    server = ServerProcess(workdir, config, env={"PYTHONPATH": os.pathsep.join(
+        [source_path, os.environ.get("PYTHONPATH", "")])})
     result: dict = {}
     try:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        server.start()
+        url = server.http_url
         completion = httpx.post(f"{url}/v1/completions", json={"model": "lm", "prompt": "red shoes", "max_tokens": 8,
                                                                "temperature": 0}, timeout=60)
         embedding = httpx.post(f"{url}/v1/embeddings", json={"model": "embed", "input": ["a", "b"]}, timeout=60)
@@ -169,12 +156,11 @@ def check_server(directory: Path, workdir: Path, device: str) -> dict:
             "embedding_dim": len(embedding.json()["data"][0]["embedding"]) if embedding.status_code == 200 else None,
             "devices": {m["name"]: m["device"] for m in admin["models"]},
         }
-    except (RuntimeError, httpx.HTTPError) as error:
+    except (RuntimeError, TimeoutError, httpx.HTTPError) as error:
         result["error"] = repr(error)
+        result["log_tail"] = server.log_text()[-3000:]
     finally:
-        process.terminate()
-        result["exit_code"] = process.wait(60)
-        result["log_tail"] = (workdir / "server.log").read_text()[-3000:]
+        result["exit_code"] = server.terminate() if server.process else None
     return result
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shoplm import __version__
+
+if TYPE_CHECKING:
+    from shoplm.config import ServeConfig
 
 # No model hub here: every model comes from a package or a local path, so never try the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,6 +41,17 @@ def main(
     """shoplm: language models inside a retail app."""
 
 
+def _load_serve_config(path: Path) -> ServeConfig:
+    """The validated config, or exit 2 with the message naming the bad field."""
+    from shoplm.config import ConfigError, load_serve_config
+
+    try:
+        return load_serve_config(path)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     config: Annotated[Path, typer.Option(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
@@ -48,14 +62,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the model server (OpenAI + KServe v2 over HTTP, KServe v2 over gRPC)."""
-    from shoplm.config import ConfigError, load_serve_config
     from shoplm.serving.server import run
 
-    try:
-        serve_config = load_serve_config(config)
-    except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    serve_config = _load_serve_config(config)
     server = serve_config.server
     server.host = host or server.host
     server.port = server.port if port is None else port
@@ -68,12 +77,5 @@ def check_config(
     config: Annotated[Path, typer.Argument(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
 ) -> None:
     """Validate a serving config and print the models it declares."""
-    from shoplm.config import ConfigError, load_serve_config
-
-    try:
-        serve_config = load_serve_config(config)
-    except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    for model in serve_config.models:
+    for model in _load_serve_config(config).models:
         typer.echo(f"{model.name}: task={model.task} source={model.source} version={model.version}")

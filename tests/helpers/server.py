@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import yaml
 
+# The key of the API-key-protected server that several test modules share.
+KEYED_API_KEY = "kserve-test-key"
+
 
 def free_port() -> int:
     with socket.socket() as sock:

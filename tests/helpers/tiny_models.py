@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,24 @@ def make_causal_lm(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def _built_once(directory: Path, build: Callable[[Path], Path]) -> str:
+    # Tokenizer training may order ties differently from run to run, so a model directory that
+    # a running server already loaded must never be rebuilt under it.
+    if not (directory / "config.json").is_file():
+        build(directory)
+    return str(directory)
+
+
 def tiny_model_configs(root: Path) -> list[dict[str, Any]]:
-    """Serve-config entries for the four tiny models, built under ``root``."""
+    """Serve-config entries for the four tiny models, built under ``root`` on first use."""
     fast = {"max_queue_delay_ms": 5}
     return [
-        {"name": "embed", "task": "embed", "source": str(make_encoder(root / "embed", "embed")), "batching": fast},
-        {"name": "classify", "task": "classify", "source": str(make_encoder(root / "classify", "classify")),
+        {"name": "embed", "task": "embed", "source": _built_once(root / "embed", lambda d: make_encoder(d, "embed")),
          "batching": fast},
-        {"name": "fill", "task": "fill-mask", "source": str(make_encoder(root / "fill", "fill-mask"))},
-        {"name": "gen", "task": "generate", "source": str(make_causal_lm(root / "gen")),
+        {"name": "classify", "task": "classify",
+         "source": _built_once(root / "classify", lambda d: make_encoder(d, "classify")), "batching": fast},
+        {"name": "fill", "task": "fill-mask", "source": _built_once(root / "fill", lambda d: make_encoder(d, "fill-mask"))},
+        {"name": "gen", "task": "generate", "source": _built_once(root / "gen", make_causal_lm),
          "limits": {"max_input_tokens": 128, "max_new_tokens": 64, "default_max_new_tokens": 16},
          "preprocessing": {"normalize": {"collapse_whitespace": False}}},
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,10 +16,9 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.server import ServerProcess
-from tests.helpers.tiny_models import make_encoder
+from tests.helpers.server import KEYED_API_KEY, ServerProcess
 
-API_KEY = "kserve-grpc-test-key"
+API_KEY = KEYED_API_KEY
 
 
 @pytest.fixture(scope="module")
@@ -34,25 +32,6 @@ def client(tiny_server: ServerProcess) -> Iterator[triton_grpc.InferenceServerCl
 def stub(tiny_server: ServerProcess) -> Iterator[service_pb2_grpc.GRPCInferenceServiceStub]:
     with grpc.insecure_channel(tiny_server.grpc_address) as channel:
         yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def embedding_dim(tiny_models_root: Path) -> int:
-    return int(json.loads((tiny_models_root / "embed" / "config.json").read_text())["hidden_size"])
-
-
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server that requires an API key, serving a tiny embedding model, an unloaded copy of it
-    and a copy whose queue holds one input."""
-    workdir = tmp_path_factory.mktemp("kserve-grpc-keyed")
-    model = str(make_encoder(workdir / "embed", "embed"))
-    config = {"server": {"model_repository": str(workdir / "repo")},
-              "models": [{"name": "embed", "task": "embed", "source": model},
-                         {"name": "idle", "task": "embed", "source": model, "load_on_start": False},
-                         {"name": "tight", "task": "embed", "source": model, "batching": {"max_queue_size": 1}}]}
-    with ServerProcess(workdir, config, env={"SHOPLM_API_KEYS": API_KEY}) as server:
-        yield server
 
 
 def text_input(texts: list[str] | list[bytes], shape: list[int] | None = None) -> triton_grpc.InferInput:

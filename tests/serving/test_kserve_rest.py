@@ -6,7 +6,6 @@ import gzip
 import json
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +14,9 @@ import pytest
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers.server import ServerProcess
-from tests.helpers.tiny_models import make_encoder
+from tests.helpers.server import KEYED_API_KEY, ServerProcess
 
-API_KEY = "kserve-test-key"
+API_KEY = KEYED_API_KEY
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +30,6 @@ def client(tiny_server: ServerProcess) -> Iterator[triton_http.InferenceServerCl
 def http(tiny_server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=tiny_server.http_url, timeout=30) as session:
         yield session
-
-
-@pytest.fixture(scope="module")
-def embedding_dim(tiny_models_root: Path) -> int:
-    return int(json.loads((tiny_models_root / "embed" / "config.json").read_text())["hidden_size"])
-
-
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server that requires an API key, serving a tiny embedding model, an unloaded copy of it
-    and a copy whose queue holds one input."""
-    workdir = tmp_path_factory.mktemp("kserve-rest-keyed")
-    model = str(make_encoder(workdir / "embed", "embed"))
-    config = {"server": {"model_repository": str(workdir / "repo")},
-              "models": [{"name": "embed", "task": "embed", "source": model},
-                         {"name": "idle", "task": "embed", "source": model, "load_on_start": False},
-                         {"name": "tight", "task": "embed", "source": model, "batching": {"max_queue_size": 1}}]}
-    with ServerProcess(workdir, config, env={"SHOPLM_API_KEYS": API_KEY}) as server:
-        yield server
 
 
 def text_input(texts: list[str], *, binary: bool = True) -> triton_http.InferInput:

@@ -140,22 +140,24 @@ def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
         raise ModelSourceError(f"cannot load {config.task} model from {directory}: {error}") from error
     model.to(device)
     model.eval()
-    preprocessing = _fit_to_model(config.preprocessing or _saved_preprocessing(directory), model)
+    preprocessing = _fit_to_model(config.preprocessing or _saved_preprocessing(directory), model, tokenizer)
     parameter_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return LoadedModel(model, tokenizer, preprocessing, source, device, parameter_bytes)
 
 
-def _fit_to_model(preprocessing: PreprocessConfig, model: PreTrainedModel) -> PreprocessConfig:
-    """Cap the hard token maximum at what the model's position embeddings can hold."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if not positions:
-        return preprocessing
+def _fit_to_model(
+    preprocessing: PreprocessConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> PreprocessConfig:
+    """Cap the hard token maximum at what the model's positions and its tokenizer allow."""
+    positions = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
     # RoBERTa-style models number positions from padding_idx + 1, losing that many slots.
     if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
         positions -= int(model.config.pad_token_id or 0) + 1
+    positions = min(positions, int(min(tokenizer.model_max_length, 1 << 30)))
     if preprocessing.padding.max_length <= positions:
         return preprocessing
     old = preprocessing.padding
+    logger.info("capping padding.max_length", extra={"configured": old.max_length, "model_limit": positions})
     padding = old.model_copy(
         update={
             "max_length": positions,
