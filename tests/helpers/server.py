@@ -49,24 +49,25 @@ class ServerProcess:
     def grpc_address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self, timeout_s: float = 180.0) -> ServerProcess:
+    def start(self, timeout_s: float = 180.0, ready_path: str = "/v2/health/ready") -> ServerProcess:
+        """Start the process and wait until ``ready_path`` answers 200."""
         command = [
             sys.executable, "-m", "shoplm", "serve", "--config", str(self.config_path),
             "--port", str(self.port), "--grpc-port", str(self.grpc_port),
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        self.wait_ready(timeout_s)
+        self.wait_ready(timeout_s, ready_path)
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float, ready_path: str = "/v2/health/ready") -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
             try:
-                if httpx.get(f"{self.http_url}/v2/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{self.http_url}{ready_path}", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

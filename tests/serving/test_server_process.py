@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -188,3 +189,49 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path, tiny_models_roo
     assert server.process is not None and server.process.returncode == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.http_url}/health")
+
+
+def test_request_past_the_timeout_is_504_and_the_server_goes_on(tmp_path: Path, tiny_models_root: Path) -> None:
+    gen = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "gen")
+    gen = {**gen, "limits": {"max_new_tokens": 2000, "max_input_tokens": 128, "default_max_new_tokens": 16}}
+    config = {"server": {"request_timeout_s": 0.3}, "models": [gen]}
+    long = {"model": "gen", "prompt": "red", "max_tokens": 2000, "temperature": 0}
+
+    with ServerProcess(tmp_path, config) as server:
+        timed_out = httpx.post(f"{server.http_url}/v1/completions", json=long, timeout=60)
+        with httpx.stream("POST", f"{server.http_url}/v1/completions", json={**long, "stream": True},
+                          timeout=60) as stream:
+            events = [line for line in stream.iter_lines() if line.startswith("data: {")]
+        short = httpx.post(f"{server.http_url}/v1/completions", json={**long, "max_tokens": 2}, timeout=60)
+
+    assert timed_out.status_code == 504
+    assert "request_timeout_s (0.3 s)" in timed_out.json()["error"]["message"]
+    assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == 504
+    assert short.status_code == 200
+
+
+def test_a_model_that_cannot_load_is_reported_and_the_others_serve(tmp_path: Path, tiny_models_root: Path) -> None:
+    embed = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "embed")
+    broken = {"name": "broken", "task": "classify", "source": str(tmp_path / "no-such-checkpoint")}
+
+    server = ServerProcess(tmp_path, {"models": [embed, broken]}).start(ready_path="/v2/health/live")
+    try:
+        for _ in range(100):  # the server is live at once; models load in the background
+            listing = {m["name"]: m for m in httpx.get(f"{server.http_url}/admin/models").json()["models"]}
+            if listing["broken"]["state"] == "failed" and listing["embed"]["state"] == "ready":
+                break
+            time.sleep(0.1)
+        ready = httpx.get(f"{server.http_url}/v2/health/ready")
+        call_broken = httpx.post(f"{server.http_url}/v2/models/broken/infer",
+                                 json={"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}]})
+        call_embed = httpx.post(f"{server.http_url}/v1/embeddings", json={"model": "embed", "input": "x"})
+
+    finally:
+        server.terminate()
+
+    assert listing["broken"]["state"] == "failed"
+    assert str(tmp_path / "no-such-checkpoint") in listing["broken"]["error"]
+    assert ready.status_code == 503
+    assert "broken" in ready.json()["error"]
+    assert call_broken.status_code == 503
+    assert call_embed.status_code == 200

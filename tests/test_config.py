@@ -1,0 +1,100 @@
+"""Loading serve.yaml: defaults, path resolution, and errors that name the bad field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoplm.config import ConfigError, load_serve_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "serve.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_valid_and_declares_chat_and_embed() -> None:
+    config = load_serve_config(REPO / "configs" / "serve.yaml")
+
+    assert [(m.name, m.task) for m in config.models] == [("chat", "generate"), ("embed", "embed")]
+    assert (config.server.host, config.server.port, config.server.grpc_port) == ("127.0.0.1", 8100, 8101)
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {model_repository: repo}\nmodels:\n  - {name: m, task: embed, source: ckpt}\n")
+
+    config = load_serve_config(path)
+
+    assert config.server.model_repository == tmp_path / "repo"
+    assert config.models[0].source == str(tmp_path / "ckpt")
+
+
+def test_environment_overrides_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoplm.config import env_settings
+
+    monkeypatch.setenv("SHOPLM_MODEL_REPOSITORY", str(tmp_path / "elsewhere"))
+    env_settings.cache_clear()
+    try:
+        config = load_serve_config(write(tmp_path, "server: {model_repository: repo}\n"))
+    finally:
+        env_settings.cache_clear()
+
+    assert config.server.model_repository == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("models:\n  - {name: m, task: embedd}\n", ["models.0.task", "'embed'"]),
+        ("models:\n  - {name: m, task: embed, colour: red}\n", ["models.0.colour", "Extra inputs"]),
+        ("models:\n  - {name: m, task: embed, device: tpu}\n", ["models.0.device", "tpu"]),
+        ("models:\n  - {name: m, task: embed, batching: {max_batch_size: 0}}\n",
+         ["models.0.batching.max_batch_size", "greater than or equal to 1"]),
+        ("models:\n  - {name: m, task: generate, limits: {max_new_tokens: 10, default_max_new_tokens: 20}}\n",
+         ["default_max_new_tokens (20) exceeds max_new_tokens (10)"]),
+        ("models:\n  - {name: m, task: embed}\n  - {name: m, task: classify}\n", ["unique", "m"]),
+        ("models:\n  - {name: 'bad name!', task: embed}\n", ["models.0.name"]),
+        ("models:\n  - {name: m, task: embed, preprocessing: {truncate: {head_fraction: 1.5}}}\n",
+         ["models.0.preprocessing.truncate.head_fraction"]),
+        ("server: {port: 99999}\n", ["server.port", "65535"]),
+        ("- just\n- a list\n", ["mapping"]),
+        ("models: [\n", ["not valid YAML"]),
+    ],
+)
+def test_bad_configs_name_the_field(tmp_path: Path, text: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_serve_config(write(tmp_path, text))
+
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found: .*nothing\.yaml"):
+        load_serve_config(tmp_path / "nothing.yaml")
+
+
+def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  - {name: m, task: embedd}\n")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "shoplm", "serve", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert "models.0.task" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_cli_verb_has_help() -> None:
+    for verb in ([], ["serve"], ["check-config"]):
+        result = subprocess.run([sys.executable, "-m", "shoplm", *verb, "--help"], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0
+        assert "Usage" in result.stdout
