@@ -131,7 +131,7 @@ def pick_device(requested: str) -> torch.device:
 def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
     """Load weights, tokenizer and preprocessing for ``config.task`` from ``source``."""
     device = pick_device(config.device)
-    directory = _plain_checkpoint(source)
+    directory = plain_checkpoint(source)
     auto_class = AUTO_CLASSES[config.task]
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -174,7 +174,7 @@ def _saved_preprocessing(directory: Path) -> PreprocessConfig:
     return PreprocessConfig()
 
 
-def _plain_checkpoint(source: ResolvedSource) -> Path:
+def plain_checkpoint(source: ResolvedSource) -> Path:
     """A directory transformers loads without ``gguf_file``; GGUF is converted once and cached."""
     if source.gguf_file is None:
         return source.directory

@@ -8,15 +8,19 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
 from shoplm.config import ModelConfig, ServeConfig
 from shoplm.serving.engine.batching import BatchEngine
+from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.engine.encoder_runner import EncoderRunner
 from shoplm.serving.engine.generation import GenerationEngine
 from shoplm.serving.errors import ModelNotFoundError, ModelNotReadyError
@@ -25,6 +29,8 @@ from shoplm.serving.metrics import ServerMetrics
 from shoplm.textproc import TextPipeline
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ModelState(StrEnum):
@@ -75,6 +81,7 @@ class ModelRegistry:
         self.config = config
         self.metrics = metrics
         self.entries = {model.name: ModelEntry(model) for model in config.models}
+        self.compute = ComputeLoop()
 
     def entry(self, name: str) -> ModelEntry:
         """The entry named ``name``; 404 when no such model is configured."""
@@ -118,7 +125,7 @@ class ModelRegistry:
             entry.state = ModelState.LOADING
             started = time.perf_counter()
             try:
-                handle = await asyncio.to_thread(self._build, entry.config, version, path)
+                handle = await _in_short_lived_thread(self._build, entry.config, version, path)
             except Exception as error:
                 entry.state = previous_state if entry.handle is not None else ModelState.FAILED
                 entry.error = str(error)
@@ -151,6 +158,7 @@ class ModelRegistry:
         """Unload everything (used at shutdown, after in-flight requests finished)."""
         for name in list(self.entries):
             await self.unload(name)
+        self.compute.stop()
 
     def _build(self, config: ModelConfig, version: str | None, path: Path | None) -> ModelHandle:
         source = resolve_source(config, self.config.server.model_repository, version, path)
@@ -158,20 +166,22 @@ class ModelRegistry:
         pipeline = TextPipeline(loaded.preprocessing, loaded.tokenizer)
         engine: BatchEngine | GenerationEngine
         runner: EncoderRunner | None = None
+        # Warm-ups run on the compute thread: the only thread that runs torch kernels for long.
         if config.task == "generate":
             if config.warmup:
-                _warm_up_causal_lm(loaded)
+                self.compute.call(lambda: _warm_up_causal_lm(loaded))
             engine = GenerationEngine(
                 model=config.name, version=source.version, loaded=loaded,
-                batching=config.batching, metrics=self.metrics,
+                batching=config.batching, metrics=self.metrics, compute=self.compute,
             )
         else:
             runner = EncoderRunner(loaded, config)
             if config.warmup:
-                runner.run(pipeline.encode(["warm up"]), [{"top_k": 1}])
+                warm_batch = pipeline.encode(["warm up"])
+                self.compute.call(lambda: runner.run(warm_batch, [{"top_k": 1}]))
             engine = BatchEngine(
                 model=config.name, version=source.version, batching=config.batching,
-                pad=pipeline.pad, run=runner.run, metrics=self.metrics,
+                pad=pipeline.pad, run=runner.run, metrics=self.metrics, compute=self.compute,
             )
         return ModelHandle(config, source.version, loaded, pipeline, engine, runner)
 
@@ -187,6 +197,36 @@ class ModelRegistry:
             torch.cuda.empty_cache()
         _return_freed_heap_to_os()
         logger.info("model unloaded", extra={"model": name, "version": version})
+
+
+async def _in_short_lived_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` in a thread that ends with it.
+
+    Loading runs torch kernels; a pooled thread would keep its OpenMP team alive afterwards and
+    slow the compute thread down (see ``engine.compute``). A thread that exits takes it along.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = function(*args)
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, future, None, error)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=target, name="model-load", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 @torch.inference_mode()

