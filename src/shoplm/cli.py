@@ -69,7 +69,7 @@ def serve(
     server.host = host or server.host
     server.port = server.port if port is None else port
     server.grpc_port = server.grpc_port if grpc_port is None else grpc_port
-    run(serve_config)
+    run(serve_config, config.resolve())
 
 
 @app.command("check-config")

@@ -121,7 +121,11 @@ class ModelConfig(StrictModel):
         "(<model_repository>/<name>/<version>) or a local checkpoint directory.",
     )
     gguf_file: str | None = Field(None, description="GGUF file inside a local source directory.")
-    version: str = Field("1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    version: str = Field(
+        "1",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Version served; 'latest' picks the highest version in the model repository.",
+    )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
     dtype: DType = "float32"
     load_on_start: bool = True
@@ -159,6 +163,8 @@ class ServerConfig(StrictModel):
     request_timeout_s: float = Field(60.0, gt=0, description="Longer requests get 504.")
     shutdown_grace_s: float = Field(30.0, ge=0, description="Time in-flight requests get on SIGTERM.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    watch_config: bool = Field(False, description="Reload the models when this file changes.")
+    watch_interval_s: float = Field(2.0, gt=0, description="How often the file is checked.")
 
 
 class ServeConfig(StrictModel):

@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from shoplm.config import ConfigError, ServeConfig, load_serve_config
 from shoplm.serving.errors import InvalidRequestError
 from shoplm.serving.loading import ModelSourceError
 from shoplm.serving.registry import ModelEntry
-from shoplm.serving.state import StateDep, require_admin_key
+from shoplm.serving.state import ServerState, StateDep, read_api_keys, require_admin_key
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
 
@@ -41,6 +42,7 @@ def describe(entry: ModelEntry) -> dict[str, Any]:
         "memory_bytes": handle.loaded.parameter_bytes if handle else 0,
         "queue_depth": handle.engine.queue_depth if handle else 0,
         "loaded_at": handle.loaded_at if handle else None,
+        "card": handle.loaded.card if handle else None,
         "error": entry.error,
     }
 
@@ -84,3 +86,27 @@ async def load_model(name: str, state: StateDep, body: LoadRequest | None = None
 async def unload_model(name: str, state: StateDep) -> dict[str, Any]:
     """Finish in-flight requests of ``name`` and free its memory."""
     return describe(await state.registry.unload(name))
+
+
+@router.post("/reload")
+async def reload_config(state: StateDep) -> dict[str, Any]:
+    """Re-read the serving config and apply it: changed models swap in without downtime."""
+    if state.config_path is None:
+        raise InvalidRequestError("the server was not started from a config file; nothing to reload")
+    try:
+        config = load_serve_config(state.config_path)
+    except ConfigError as error:
+        raise InvalidRequestError(str(error), param="config") from None
+    return await apply_reload(state, config)
+
+
+async def apply_reload(state: ServerState, config: ServeConfig) -> dict[str, Any]:
+    """Apply ``config``'s models and keys; server-level settings need a restart."""
+    restart_needed = config.server.model_dump(exclude={"watch_config", "watch_interval_s"}) != (
+        state.config.server.model_dump(exclude={"watch_config", "watch_interval_s"})
+    )
+    state.api_keys = read_api_keys(config)
+    summary: dict[str, Any] = await state.registry.apply_config(config)
+    state.config = config
+    summary["restart_needed_for_server_settings"] = restart_needed
+    return summary

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shoplm import __version__
-from shoplm.config import ServeConfig, env_settings
+from shoplm.config import ServeConfig
 from shoplm.serving import admin, error_bodies
 from shoplm.serving.kserve.routes import router as kserve_router
 from shoplm.serving.metrics import ServerMetrics
@@ -19,31 +19,15 @@ from shoplm.serving.middleware import RequestContextMiddleware
 from shoplm.serving.openai.routes import router as openai_router
 from shoplm.serving.registry import ModelRegistry
 from shoplm.serving.service import InferenceService
-from shoplm.serving.state import ApiKeys, ServerState
+from shoplm.serving.state import ServerState, read_api_keys
 
 
-def read_api_keys(config: ServeConfig) -> ApiKeys:
-    """Keys from SHOPLM_API_KEYS / SHOPLM_ADMIN_API_KEYS and the files named in the config."""
-    env = env_settings()
-    return ApiKeys(
-        inference=frozenset(env.api_keys) | _keys_in(config.auth.api_keys_file),
-        admin=frozenset(env.admin_api_keys) | _keys_in(config.auth.admin_api_keys_file),
-    )
-
-
-def _keys_in(path: Path | None) -> frozenset[str]:
-    if path is None:
-        return frozenset()
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-
-
-def build_state(config: ServeConfig) -> ServerState:
+def build_state(config: ServeConfig, config_path: Path | None = None) -> ServerState:
     """The registry, service and metrics one server process shares across protocols."""
     metrics = ServerMetrics()
     registry = ModelRegistry(config, metrics)
     service = InferenceService(registry, config.server.request_timeout_s)
-    return ServerState(config, metrics, registry, service, read_api_keys(config))
+    return ServerState(config, metrics, registry, service, read_api_keys(config), config_path)
 
 
 def create_app(state: ServerState, *, manage_models: bool = True) -> FastAPI:

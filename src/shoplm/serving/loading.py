@@ -15,6 +15,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -71,6 +72,7 @@ class LoadedModel:
     source: ResolvedSource
     device: torch.device
     parameter_bytes: int
+    card: dict[str, Any] | None = None
 
 
 def package_directory(package: str) -> Path:
@@ -92,6 +94,8 @@ def resolve_source(
     (``<repository>/<name>/<version>``), whatever the configured source is.
     """
     chosen_version = version or config.version
+    if chosen_version == "latest":
+        chosen_version = latest_version(repository / config.name)
     if path is not None:
         return _checked(ResolvedSource(path, config.gguf_file, chosen_version))
     if config.source == "repository" or chosen_version != config.version:
@@ -106,6 +110,26 @@ def resolve_source(
         package, gguf_file = PACKAGED_MODELS[name]
         return _checked(ResolvedSource(package_directory(package), gguf_file, chosen_version))
     return _checked(ResolvedSource(Path(config.source), config.gguf_file, chosen_version))
+
+
+def latest_version(directory: Path) -> str:
+    """The highest version under ``<repository>/<name>`` (numbers compare as numbers)."""
+    versions = [child.name for child in directory.iterdir() if child.is_dir()] if directory.is_dir() else []
+    if not versions:
+        raise ModelSourceError(f"no versions in the model repository at {directory}")
+    return max(versions, key=lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.split(".")])
+
+
+def read_card(directory: Path) -> dict[str, Any] | None:
+    """The model card (``model_card.json``) of a checkpoint directory, if it has one."""
+    path = directory / "model_card.json"
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelSourceError(f"unreadable model card {path}: {error}") from error
+    return card if isinstance(card, dict) else {"card": card}
 
 
 def _checked(source: ResolvedSource) -> ResolvedSource:
@@ -142,7 +166,8 @@ def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
     model.eval()
     preprocessing = _fit_to_model(config.preprocessing or _saved_preprocessing(directory), model, tokenizer)
     parameter_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    return LoadedModel(model, tokenizer, preprocessing, source, device, parameter_bytes)
+    card = read_card(source.directory)
+    return LoadedModel(model, tokenizer, preprocessing, source, device, parameter_bytes, card)
 
 
 def _fit_to_model(

@@ -71,6 +71,9 @@ class RequestContextMiddleware:
                 status["code"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                version = scope.get("state", {}).get("model_version")
+                if version:  # which model version answered, so clients see a hot swap happen
+                    headers.append((b"x-model-version", str(version).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -141,6 +141,35 @@ class ModelRegistry:
                 await asyncio.to_thread(self._release, old)
             return entry
 
+    async def apply_config(self, config: ServeConfig) -> dict[str, list[str]]:
+        """Bring the served models in line with a new config, each swap without downtime.
+
+        Changed models load their new version in the background and swap in when warm; new
+        ones load (if ``load_on_start``); removed ones finish their requests and unload.
+        """
+        summary: dict[str, list[str]] = {"loaded": [], "reloaded": [], "unloaded": [], "unchanged": []}
+        wanted = {model.name: model for model in config.models}
+        for name in [name for name in self.entries if name not in wanted]:
+            await self.unload(name)
+            del self.entries[name]
+            summary["unloaded"].append(name)
+        for name, model in wanted.items():
+            entry = self.entries.get(name)
+            if entry is not None and entry.config == model and entry.state is not ModelState.FAILED:
+                summary["unchanged"].append(name)
+                continue
+            if entry is None:
+                entry = self.entries[name] = ModelEntry(model)
+            serving = entry.handle is not None
+            entry.config = model
+            if model.load_on_start or serving:
+                await self.load(name)
+                summary["reloaded" if serving else "loaded"].append(name)
+            else:
+                summary["unchanged"].append(name)
+        self.config = config
+        return summary
+
     async def unload(self, name: str) -> ModelEntry:
         """Finish in-flight requests of ``name``, then free its memory."""
         entry = self.entry(name)

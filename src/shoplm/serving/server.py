@@ -11,14 +11,18 @@ import contextlib
 import logging
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
-from shoplm.config import ServeConfig
+from shoplm.config import ConfigError, ServeConfig, load_serve_config
 from shoplm.serving import logs
+from shoplm.serving.admin import apply_reload
 from shoplm.serving.app import build_state, create_app
+from shoplm.serving.errors import ServingError
 from shoplm.serving.kserve.grpc_server import create_grpc_server
+from shoplm.serving.state import ServerState
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +52,10 @@ class _HttpServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def serve(config: ServeConfig) -> None:
+async def serve(config: ServeConfig, config_path: Path | None = None) -> None:
     """Serve until a signal arrives; models load in the background after the ports open."""
     logs.configure(config.server.log_level)
-    state = build_state(config)
+    state = build_state(config, config_path)
     app = create_app(state, manage_models=False)
     stopping = asyncio.Event()
     http = _HttpServer(
@@ -72,6 +76,7 @@ async def serve(config: ServeConfig) -> None:
         await grpc_server.start()
         logger.info("grpc listening", extra={"host": config.server.host, "port": config.server.grpc_port})
     loading = asyncio.create_task(state.registry.load_startup_models())
+    watching = asyncio.create_task(watch_config(state)) if config.server.watch_config and config_path else None
 
     async def stop_grpc() -> None:
         await stopping.wait()
@@ -84,12 +89,36 @@ async def serve(config: ServeConfig) -> None:
     finally:
         stopping.set()
         await grpc_stopper
-        loading.cancel()
-        await asyncio.gather(loading, return_exceptions=True)
+        for task in (loading, watching):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await state.registry.close()
         logger.info("server stopped")
 
 
-def run(config: ServeConfig) -> None:
+async def watch_config(state: ServerState) -> None:
+    """Reload when the config file changes (polling its modification time)."""
+    assert state.config_path is not None
+    path = state.config_path
+    seen = path.stat().st_mtime_ns
+    while True:
+        await asyncio.sleep(state.config.server.watch_interval_s)
+        try:
+            modified = path.stat().st_mtime_ns
+        except OSError:
+            continue  # an editor replacing the file; look again next time
+        if modified == seen:
+            continue
+        seen = modified
+        try:
+            summary = await apply_reload(state, load_serve_config(path))
+        except (ConfigError, ServingError, OSError) as error:
+            logger.error("config reload failed; still serving the previous config", extra={"error": str(error)})
+            continue
+        logger.info("config reloaded", extra=summary)
+
+
+def run(config: ServeConfig, config_path: Path | None = None) -> None:
     """Blocking entry point used by ``shoplm serve``."""
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, config_path))

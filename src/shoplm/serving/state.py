@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shoplm.config import ServeConfig
+from shoplm.config import ServeConfig, env_settings
 from shoplm.serving.errors import AuthenticationError
 from shoplm.serving.metrics import ServerMetrics
 from shoplm.serving.registry import ModelRegistry
@@ -38,6 +39,23 @@ class ServerState:
     registry: ModelRegistry
     service: InferenceService
     api_keys: ApiKeys
+    config_path: Path | None = None
+
+
+def read_api_keys(config: ServeConfig) -> ApiKeys:
+    """Keys from SHOPLM_API_KEYS / SHOPLM_ADMIN_API_KEYS and the files named in the config."""
+    env = env_settings()
+    return ApiKeys(
+        inference=frozenset(env.api_keys) | _keys_in(config.auth.api_keys_file),
+        admin=frozenset(env.admin_api_keys) | _keys_in(config.auth.admin_api_keys_file),
+    )
+
+
+def _keys_in(path: Path | None) -> frozenset[str]:
+    if path is None:
+        return frozenset()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
 def server_state(request: Request) -> ServerState:
