@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import yaml
 
@@ -52,6 +53,8 @@ CHAT_PROMPTS = [
     "Describe a comfortable office chair.",
 ]
 CHAT_TOKENS = 64
+CHAT_TASKS = ("chat", "chat-fp32")
+CHAT_TOKENIZER: Any = None  # set once the chat checkpoint is known
 
 
 @dataclass
@@ -84,45 +87,59 @@ class Measurement:
         }
 
 
-async def one_request(client: httpx.AsyncClient, task: str, index: int, result: Measurement) -> None:
+async def one_request(session: aiohttp.ClientSession, task: str, index: int, result: Measurement) -> None:
     started = time.perf_counter()
     if task == "embed":
-        response = await client.post("/v1/embeddings", json={"model": "embed", "input": TEXTS[index % len(TEXTS)]})
-        ok = response.status_code == 200
+        body: dict[str, Any] = {"model": "embed", "input": TEXTS[index % len(TEXTS)]}
+        async with session.post("/v1/embeddings", json=body) as response:
+            await response.read()
+            ok = response.status == 200
     elif task == "classify":
         body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[index % len(TEXTS)]]}]}
-        response = await client.post("/v2/models/classify/infer", json=body)
-        ok = response.status_code == 200
+        async with session.post("/v2/models/classify/infer", json=body) as response:
+            await response.read()
+            ok = response.status == 200
     else:
-        body = {"model": "chat", "stream": True, "max_tokens": CHAT_TOKENS, "temperature": 0,
+        body = {"model": task, "stream": True, "max_tokens": CHAT_TOKENS, "temperature": 0,
                 "messages": [{"role": "user", "content": CHAT_PROMPTS[index % len(CHAT_PROMPTS)]}]}
-        ok, first, chunks = False, None, 0
-        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: {") and '"content"' in line:
-                    first = first or time.perf_counter()
-                    chunks += 1
-                elif line == "data: [DONE]":
-                    ok = response.status_code == 200
+        ok, first, parts = False, None, []
+        async with session.post("/v1/chat/completions", json=body) as response:
+            async for raw in response.content:
+                line = raw.decode().strip()
+                if line == "data: [DONE]":
+                    ok = response.status == 200
+                elif line.startswith("data: {"):
+                    choices = json.loads(line.removeprefix("data: ")).get("choices") or [{}]
+                    text = choices[0].get("delta", {}).get("content")
+                    if text:
+                        first = first or time.perf_counter()
+                        parts.append(text)
         if first is not None:
             result.first_tokens.append(first - started)
-        result.tokens += chunks
+        # Both servers stream text in pieces of their own size; count tokens the same way for both.
+        result.tokens += len(CHAT_TOKENIZER(("".join(parts)), add_special_tokens=False)["input_ids"])
     result.latencies.append(time.perf_counter() - started)
     result.requests += ok
     result.errors += not ok
 
 
 async def run_level(url: str, server: str, task: str, concurrency: int, duration: float) -> Measurement:
+    """``concurrency`` clients send back to back for ``duration`` seconds.
+
+    The load generator uses aiohttp: it costs a fraction of httpx's CPU per request, and on a
+    small machine the generator's CPU is taken from the server under test.
+    """
     result = Measurement(server, task, concurrency)
-    limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-        await one_request(client, task, 0, Measurement(server, task, 0))  # warm the path
+    connector = aiohttp.TCPConnector(limit=concurrency + 4)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
+        await one_request(session, task, 0, Measurement(server, task, 0))  # warm the path
         deadline = time.perf_counter() + duration
         counter = iter(range(10**9))
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                await one_request(client, task, next(counter), result)
+                await one_request(session, task, next(counter), result)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -171,9 +188,12 @@ def shoplm_config(models: dict[str, str], tasks: list[str], repository: Path) ->
                   "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
         "classify": {"name": "classify", "task": "classify", "source": models["classify"],
                      "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
-        "chat": {"name": "chat", "task": "generate", "source": models["chat"],
+        "chat": {"name": "chat", "task": "generate", "source": models["chat"], "dtype": "auto",
                  "preprocessing": {"normalize": {"collapse_whitespace": False}},
                  "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
+        "chat-fp32": {"name": "chat-fp32", "task": "generate", "source": models["chat"], "dtype": "float32",
+                      "preprocessing": {"normalize": {"collapse_whitespace": False}},
+                      "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
     }
     return {"server": {"model_repository": str(repository), "grpc_port": 0, "log_level": "warning"},
             "models": [entries[task] for task in tasks]}
@@ -190,7 +210,8 @@ def start_server(kind: str, models: dict[str, str], tasks: list[str], workdir: P
     else:
         command = [sys.executable, str(ROOT / "benchmarks" / "baseline_server.py"), "--port", str(port)]
         for task in tasks:
-            command += [f"--{task}", models[task]]
+            if task in models:
+                command += [f"--{task}", models[task]]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
@@ -204,7 +225,7 @@ def markdown(rows: list[dict[str, Any]], cores: int) -> str:
     for row in rows:
         lines.append(
             f"| {row['task']} | {row['concurrency']} | {row['server']} | {row['req_per_s']} | "
-            f"{row['tokens_per_s'] if row['task'] == 'chat' else ''} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['tokens_per_s'] if row['task'] in CHAT_TASKS else ''} | {row['p50_ms']} | {row['p95_ms']} | "
             f"{row['p99_ms']} | {row['ttft_p50_ms'] or ''} | {row['errors']} |"
         )
     return "\n".join(lines)
@@ -215,10 +236,10 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key = {(r["task"], r["concurrency"], r["server"]): r for r in rows}
     out = []
     for (task, level, server), ours in by_key.items():
-        base = by_key.get((task, level, "baseline"))
+        base = by_key.get(("chat" if task in CHAT_TASKS else task, level, "baseline"))
         if server != "shoplm" or base is None:
             continue
-        metric = "tokens_per_s" if task == "chat" else "req_per_s"
+        metric = "tokens_per_s" if task in CHAT_TASKS else "req_per_s"
         out.append({
             "task": task, "concurrency": level, "metric": metric,
             "ratio": round(ours[metric] / base[metric], 2) if base[metric] else None,
@@ -229,7 +250,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="embed,classify,chat")
+    parser.add_argument("--tasks", default="embed,classify,chat,chat-fp32",
+                        help="chat runs SmolLM2 with dtype auto (bfloat16 on CPUs with AMX), chat-fp32 in float32")
     parser.add_argument("--levels", default="1,4,16,32")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per task, level and server")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
@@ -241,12 +263,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
         models = prepare_models(workdir)
+        global CHAT_TOKENIZER
+        from transformers import AutoTokenizer
+
+        CHAT_TOKENIZER = AutoTokenizer.from_pretrained(models["chat"])
         for kind in ("shoplm", "baseline"):
             port = free_port()
             process = start_server(kind, models, tasks, workdir, port)
             try:
                 wait_ready(f"http://127.0.0.1:{port}", process)
                 for task in tasks:
+                    if kind == "baseline" and task not in models:
+                        continue  # chat-fp32 is a second shoplm configuration of the chat model
                     for level in levels:
                         measured = asyncio.run(run_level(f"http://127.0.0.1:{port}", kind, task, level, args.duration))
                         rows.append(measured.summary())
@@ -256,7 +284,13 @@ def main() -> None:
                 process.wait(120)
     cores = os.cpu_count() or 0
     rows.sort(key=lambda r: (r["task"], r["concurrency"], r["server"] != "shoplm"))
+    import torch
+
+    from shoplm.serving.loading import pick_dtype
+
+    chat_dtype = str(pick_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
     report = {"cpu_cores": cores, "duration_s": args.duration, "chat_max_tokens": CHAT_TOKENS,
+              "chat_dtype_auto_resolved_to": chat_dtype,
               "results": rows, "ratios": ratios(rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

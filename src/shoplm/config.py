@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shoplm.textproc import PreprocessConfig
 
 Task = Literal["classify", "embed", "fill-mask", "generate"]
-DType = Literal["float32", "bfloat16", "float16"]
+DType = Literal["float32", "bfloat16", "float16", "auto"]
 
 
 class ConfigError(ValueError):
@@ -127,7 +127,11 @@ class ModelConfig(StrictModel):
         description="Version served; 'latest' picks the highest version in the model repository.",
     )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")
-    dtype: DType = "float32"
+    dtype: DType = Field(
+        "float32",
+        description="'auto': bfloat16 where the device computes it natively (CUDA with bf16, CPUs with "
+        "AMX or AVX512-BF16), else float32.",
+    )
     load_on_start: bool = True
     preprocessing: PreprocessConfig | None = Field(
         None, description="Data interface; default: the model's preprocessing.json, else defaults."

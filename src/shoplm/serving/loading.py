@@ -152,6 +152,25 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """The torch dtype for a config's ``dtype``; 'auto' takes bfloat16 only where it is fast."""
+    if requested != "auto":
+        return DTYPES[requested]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+
+
+def _cpu_has_native_bf16() -> bool:
+    # Without AMX or AVX512-BF16, bfloat16 matrix products are emulated and slower than float32.
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
 def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
     """Load weights, tokenizer and preprocessing for ``config.task`` from ``source``."""
     device = pick_device(config.device)
@@ -159,7 +178,7 @@ def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
     auto_class = AUTO_CLASSES[config.task]
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = auto_class.from_pretrained(directory, dtype=DTYPES[config.dtype])
+        model = auto_class.from_pretrained(directory, dtype=pick_dtype(config.dtype, device))
     except (OSError, ValueError, KeyError) as error:
         raise ModelSourceError(f"cannot load {config.task} model from {directory}: {error}") from error
     model.to(device)

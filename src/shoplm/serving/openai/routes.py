@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from shoplm.serving.engine.generation import GenerationEvent
 from shoplm.serving.errors import InvalidRequestError, ServingError
@@ -46,8 +46,8 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.post("/embeddings")
-async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceDep) -> dict[str, Any]:
+@router.post("/embeddings", response_model=None)
+async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceDep) -> JSONResponse:
     """Pooled, normalized sentence embeddings."""
     result = await service.run_encoder(body.model, "embed", body.texts(), param="input")
     note_model(request, body.model, result.version)
@@ -62,13 +62,15 @@ async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceD
         for i, vector in enumerate(vectors)
     ]
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
-    return {"object": "list", "data": data, "model": body.model, "usage": usage}
+    # A plain JSONResponse: FastAPI's generic encoder would walk every float of every vector.
+    return JSONResponse({"object": "list", "data": data, "model": body.model, "usage": usage})
 
 
 def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    return [float(x) for x in vector]
+    values: list[float] = vector.tolist()
+    return values
 
 
 @router.post("/chat/completions", response_model=None)
