@@ -58,13 +58,19 @@ def _keys_in(path: Path | None) -> frozenset[str]:
     return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-def server_state(request: Request) -> ServerState:
+# Dependencies are async on purpose: FastAPI runs plain-def dependencies in a thread pool,
+# a thread hop per dependency per request.
+async def server_state(request: Request) -> ServerState:
+    return _state(request)
+
+
+def _state(request: Request) -> ServerState:
     state: ServerState = request.app.state.shoplm
     return state
 
 
-def inference_service(request: Request) -> InferenceService:
-    return server_state(request).service
+async def inference_service(request: Request) -> InferenceService:
+    return _state(request).service
 
 
 StateDep = Annotated[ServerState, Depends(server_state)]
@@ -77,15 +83,15 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """Inference routes: a configured inference or admin key, when keys are configured."""
-    if not server_state(request).api_keys.allows(_bearer(request), admin=False):
+    if not _state(request).api_keys.allows(_bearer(request), admin=False):
         raise AuthenticationError("missing or invalid API key; send 'Authorization: Bearer <key>'")
 
 
-def require_admin_key(request: Request) -> None:
+async def require_admin_key(request: Request) -> None:
     """Admin routes: an admin key (or, when none are configured, an inference key)."""
-    if not server_state(request).api_keys.allows(_bearer(request), admin=True):
+    if not _state(request).api_keys.allows(_bearer(request), admin=True):
         raise AuthenticationError("missing or invalid admin API key; send 'Authorization: Bearer <key>'")
 
 

@@ -59,6 +59,11 @@ def _input_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_spec
     # verbose=False: the "longer than model_max_length" warning is wrong here, since the
     # pipeline truncates afterwards. Passing no truncation/padding arguments means the call
     # never reconfigures a fast tokenizer, which keeps concurrent calls safe.
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        # The Rust tokenizer directly: the Python wrapper costs several times the encoding
+        # itself, and serving calls this once per request on its event loop.
+        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
     encoded = tokenizer(texts, add_special_tokens=add_special_tokens, verbose=False)
     return cast(list[list[int]], encoded["input_ids"])
 

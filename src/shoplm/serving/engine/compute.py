@@ -78,22 +78,32 @@ class ComputeLoop:
         self._thread.join()
 
     def _run(self) -> None:
-        while True:
-            with self._condition:
-                calls, ready = self._wait_for_work()
-                if calls is None:
-                    return
-            for function, future in calls:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(function())
-                    except BaseException as error:  # noqa: BLE001 - handed to the caller
-                        future.set_exception(error)
-            for engine in ready:
+        while self._run_once():
+            pass
+
+    def _run_once(self) -> bool:
+        """One round: pending calls, then one step of each due engine; False once stopped.
+
+        A function of its own so that the references it holds (engines, calls and what their
+        closures captured) are dropped when it returns: a loop variable would keep an unloaded
+        model alive until the next round.
+        """
+        with self._condition:
+            calls, ready = self._wait_for_work()
+        if calls is None:
+            return False
+        for function, future in calls:
+            if future.set_running_or_notify_cancel():
                 try:
-                    engine.step()
-                except Exception:  # an engine tells its own requests; the loop must go on
-                    logger.exception("engine step failed")
+                    future.set_result(function())
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(error)
+        for engine in ready:
+            try:
+                engine.step()
+            except Exception:  # an engine tells its own requests; the loop must go on
+                logger.exception("engine step failed")
+        return True
 
     def _wait_for_work(self) -> tuple[list[tuple[Callable[[], Any], Future[Any]]] | None, list[Steppable]]:
         """Under the lock: the pending calls and the engines due now; (None, []) to stop."""

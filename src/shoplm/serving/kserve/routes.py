@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from shoplm.serving.errors import InvalidRequestError, PayloadTooLargeError
@@ -28,6 +27,7 @@ from shoplm.serving.kserve.protocol import (
     ServerMetadataResponse,
     TensorMetadata,
 )
+from shoplm.serving.responses import FastJSONResponse
 from shoplm.serving.service import InferenceService
 from shoplm.serving.state import ServiceDep, StateDep, note_model, require_api_key
 
@@ -240,7 +240,7 @@ def _response(result: handler.InferResponse, binary_outputs: dict[str | None, bo
     body = InferenceResponse(model_name=result.model, model_version=result.version, id=result.id, outputs=outputs)
     content = body.model_dump(exclude_none=True)
     if not chunks:
-        return JSONResponse(content)
+        return FastJSONResponse(content)
     header = json.dumps(content, ensure_ascii=False).encode("utf-8")
     return Response(
         header + b"".join(chunks),

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from shoplm.serving.engine.generation import GenerationEvent
 from shoplm.serving.errors import InvalidRequestError, ServingError
@@ -21,6 +21,7 @@ from shoplm.serving.openai.protocol import (
     new_id,
     now,
 )
+from shoplm.serving.responses import FastJSONResponse
 from shoplm.serving.service import GenerationRequest, InferenceService, stack
 from shoplm.serving.state import ServiceDep, note_model, require_api_key
 
@@ -47,7 +48,7 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/embeddings", response_model=None)
-async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceDep) -> JSONResponse:
+async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceDep) -> FastJSONResponse:
     """Pooled, normalized sentence embeddings."""
     result = await service.run_encoder(body.model, "embed", body.texts(), param="input")
     note_model(request, body.model, result.version)
@@ -62,15 +63,13 @@ async def embeddings(body: EmbeddingRequest, request: Request, service: ServiceD
         for i, vector in enumerate(vectors)
     ]
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
-    # A plain JSONResponse: FastAPI's generic encoder would walk every float of every vector.
-    return JSONResponse({"object": "list", "data": data, "model": body.model, "usage": usage})
+    return FastJSONResponse({"object": "list", "data": data, "model": body.model, "usage": usage})
 
 
-def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+def _encode_vector(vector: np.ndarray, encoding_format: str) -> np.ndarray | str:
     if encoding_format == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    values: list[float] = vector.tolist()
-    return values
+    return vector
 
 
 @router.post("/chat/completions", response_model=None)
