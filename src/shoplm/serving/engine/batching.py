@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 
 from shoplm.config import BatchingConfig
 from shoplm.serving.engine.compute import ComputeLoop
-from shoplm.serving.errors import ModelNotReadyError, ServerBusyError
+from shoplm.serving.engine.lifecycle import QueuedEngine
 from shoplm.serving.metrics import ServerMetrics
 from shoplm.textproc import EncodedBatch
 
@@ -39,7 +38,7 @@ class _Pending:
     enqueued_at: float = field(default_factory=time.perf_counter)
 
 
-class BatchEngine:
+class BatchEngine(QueuedEngine):
     """Queues inputs of one model version and runs them in dynamic batches on the compute loop."""
 
     def __init__(
@@ -53,36 +52,21 @@ class BatchEngine:
         metrics: ServerMetrics,
         compute: ComputeLoop | None = None,
     ) -> None:
-        self.model = model
-        self.version = version
-        self.batching = batching
+        super().__init__(model=model, version=version, batching=batching, metrics=metrics, compute=compute)
         self._pad = pad
         self._run = run
-        self._metrics = metrics
         self._queue: deque[_Pending] = deque()
-        self._lock = threading.Lock()
-        self._accepting = True
-        self._drained = threading.Event()
         self._last_arrival = 0.0
         self._under_load = False
         self._batch_seconds = 0.05  # running estimate, for Retry-After
-        self._owns_compute = compute is None
-        self._compute = compute or ComputeLoop(f"compute-{model}")
-        self._compute.add(self)
+        self._join_compute()
 
     async def submit(self, inputs: Sequence[tuple[list[int], bool, dict[str, Any]]]) -> list[Any]:
         """Queue ``(token_ids, truncated, options)`` inputs and wait for their results, in order."""
         loop = asyncio.get_running_loop()
         pending = [_Pending(ids, truncated, options, loop.create_future(), loop) for ids, truncated, options in inputs]
         with self._lock:
-            if not self._accepting:
-                raise ModelNotReadyError(f"model {self.model!r} version {self.version} is shutting down")
-            if len(self._queue) + len(pending) > self.batching.max_queue_size:
-                raise ServerBusyError(
-                    f"model {self.model!r} queue is full "
-                    f"(max_queue_size={self.batching.max_queue_size}); retry later",
-                    retry_after_s=self._retry_after(),
-                )
+            self._admit(len(self._queue), len(pending))
             now = time.perf_counter()
             self._under_load = now - self._last_arrival < self.batching.max_queue_delay_ms / 1000
             self._last_arrival = now
@@ -103,20 +87,12 @@ class BatchEngine:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    def close(self, drain: bool = True) -> None:
-        """Stop accepting; with ``drain`` finish the queue first, otherwise fail what waits."""
-        with self._lock:
-            self._accepting = False
-            if not drain:
-                while self._queue:
-                    _resolve(self._queue.popleft(), error=ModelNotReadyError(f"model {self.model!r} was unloaded"))
-            if not self._queue:
-                self._drained.set()
-        self._compute.wake()
-        self._drained.wait()
-        self._compute.remove(self)
-        if self._owns_compute:
-            self._compute.stop()
+    def _is_idle(self) -> bool:
+        return not self._queue
+
+    def _abort_all(self, error: Exception) -> None:
+        while self._queue:
+            _resolve(self._queue.popleft(), error=error)
 
     # --- called by the compute loop ------------------------------------------------------
 
@@ -140,8 +116,7 @@ class BatchEngine:
         if batch:
             self._execute(batch)
         with self._lock:
-            if not self._accepting and not self._queue:
-                self._drained.set()
+            self._mark_drained_if_idle()
 
     def _take_fitting(self) -> list[_Pending]:
         """Take queued inputs while the size and padded-token budgets allow."""

@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -24,8 +23,8 @@ from transformers import DynamicCache
 from shoplm.config import BatchingConfig
 from shoplm.serving.engine import kv_cache
 from shoplm.serving.engine.compute import ComputeLoop
+from shoplm.serving.engine.lifecycle import QueuedEngine
 from shoplm.serving.engine.sampling import SamplerState, SamplingParams, choose_tokens, make_generator
-from shoplm.serving.errors import ModelNotReadyError, ServerBusyError
 from shoplm.serving.loading import LoadedModel
 from shoplm.serving.metrics import ServerMetrics
 
@@ -64,7 +63,7 @@ class _Sequence:
             self.cancelled = True
 
 
-class GenerationEngine:
+class GenerationEngine(QueuedEngine):
     """Runs many generation requests of one model version as one batch, step by step."""
 
     def __init__(
@@ -77,11 +76,8 @@ class GenerationEngine:
         metrics: ServerMetrics,
         compute: ComputeLoop | None = None,
     ) -> None:
-        self.model = model
-        self.version = version
+        super().__init__(model=model, version=version, batching=batching, metrics=metrics, compute=compute)
         self.loaded = loaded
-        self.batching = batching
-        self._metrics = metrics
         tokenizer = loaded.tokenizer
         eos = loaded.model.generation_config.eos_token_id
         eos_ids = eos if isinstance(eos, list) else [eos]
@@ -93,17 +89,12 @@ class GenerationEngine:
         # transformers 5 renamed past_key_values to cache; older checkpoints' code keeps the old name.
         self._cache_argument = "cache" if "cache" in forward else "past_key_values"
         self._waiting: deque[_Sequence] = deque()
-        self._lock = threading.Lock()
-        self._accepting = True
-        self._drained = threading.Event()
         self._running: list[_Sequence] = []
         self._cache: DynamicCache | None = None
         self._mask: torch.Tensor | None = None
         self._last_tokens = torch.empty(0, dtype=torch.long)
         self._step_seconds = 0.05
-        self._owns_compute = compute is None
-        self._compute = compute or ComputeLoop(f"compute-{model}")
-        self._compute.add(self)
+        self._join_compute()
 
     def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[GenerationEvent]:
         """Queue one sequence now (raising at once when the queue is full) and return its events.
@@ -117,14 +108,7 @@ class GenerationEngine:
             events=asyncio.Queue(),
         )
         with self._lock:
-            if not self._accepting:
-                raise ModelNotReadyError(f"model {self.model!r} version {self.version} is shutting down")
-            if len(self._waiting) >= self.batching.max_queue_size:
-                raise ServerBusyError(
-                    f"model {self.model!r} queue is full "
-                    f"(max_queue_size={self.batching.max_queue_size}); retry later",
-                    retry_after_s=self._retry_after(),
-                )
+            self._admit(len(self._waiting), 1)
             self._waiting.append(sequence)
             self._metrics.queue_depth.labels(self.model).set(len(self._waiting))
         self._compute.wake()
@@ -151,21 +135,13 @@ class GenerationEngine:
     def queue_depth(self) -> int:
         return len(self._waiting)
 
-    def close(self, drain: bool = True) -> None:
-        """Stop accepting; with ``drain`` finish every sequence first, otherwise abort them."""
-        with self._lock:
-            self._accepting = False
-            if not drain:
-                for sequence in [*self._waiting, *self._running]:
-                    sequence.send(ModelNotReadyError(f"model {self.model!r} was unloaded"))
-                    sequence.cancelled = True
-            if not self._waiting and not self._running:
-                self._drained.set()
-        self._compute.wake()
-        self._drained.wait()
-        self._compute.remove(self)
-        if self._owns_compute:
-            self._compute.stop()
+    def _is_idle(self) -> bool:
+        return not self._waiting and not self._running
+
+    def _abort_all(self, error: Exception) -> None:
+        for sequence in [*self._waiting, *self._running]:
+            sequence.send(error)
+            sequence.cancelled = True
 
     # --- called by the compute loop ------------------------------------------------------
 
@@ -185,8 +161,7 @@ class GenerationEngine:
                 sequence.send(error)
             self._running, self._cache, self._mask = [], None, None
         with self._lock:
-            if not self._accepting and not self._waiting and not self._running:
-                self._drained.set()
+            self._mark_drained_if_idle()
 
     def _schedule(self) -> list[_Sequence]:
         """Decide this step: the waiting sequences to prefill now (maybe none)."""
