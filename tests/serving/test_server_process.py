@@ -235,3 +235,25 @@ def test_a_model_that_cannot_load_is_reported_and_the_others_serve(tmp_path: Pat
     assert "broken" in ready.json()["error"]
     assert call_broken.status_code == 503
     assert call_embed.status_code == 200
+
+
+def test_a_stream_whose_client_disconnects_frees_its_slot(tmp_path: Path, tiny_models_root: Path) -> None:
+    gen = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "gen")
+    gen = {**gen, "batching": {"max_num_seqs": 1, "max_queue_size": 4},
+           "limits": {"max_new_tokens": 2000, "max_input_tokens": 128}}
+    endless = {"model": "gen", "prompt": "red", "max_tokens": 2000, "stream": True, "ignore_eos": True}
+
+    with ServerProcess(tmp_path, {"models": [gen]}) as server:
+        with httpx.stream("POST", f"{server.http_url}/v1/completions", json=endless, timeout=60) as response:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: {"))
+        # The only slot was held by the stream just closed; the next request must get it.
+        short = httpx.post(f"{server.http_url}/v1/completions",
+                           json={**endless, "stream": False, "max_tokens": 3}, timeout=60)
+        metrics = httpx.get(f"{server.http_url}/metrics").text
+
+    assert json.loads(first.removeprefix("data: "))["choices"][0]["finish_reason"] is None
+    assert short.status_code == 200
+    assert short.json()["usage"]["completion_tokens"] <= 3
+    # The abandoned stream stopped long before its 2000 tokens.
+    assert metric_value(metrics, "shoplm_generation_tokens_total", model="gen") < 1500

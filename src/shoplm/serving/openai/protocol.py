@@ -50,6 +50,7 @@ class SamplingFields(OpenAIModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    ignore_eos: bool = Field(False, description="Extension: keep generating past the end-of-sequence token.")
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool | int | None = None
@@ -81,6 +82,7 @@ class SamplingFields(OpenAIModel):
             "seed": self.seed,
             "frequency_penalty": self.frequency_penalty,
             "presence_penalty": self.presence_penalty,
+            "ignore_eos": self.ignore_eos,
         }
 
 
