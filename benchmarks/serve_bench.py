@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from shoplm.config import ModelConfig  # noqa: E402
 from shoplm.serving.loading import package_directory, plain_checkpoint, resolve_source  # noqa: E402
-from tests.helpers.server import free_port  # noqa: E402
+from tests.helpers.server import free_port, wait_until_ready  # noqa: E402
 
 TEXTS = [
     "red running shoes for men with breathable mesh",
@@ -147,20 +146,6 @@ async def run_level(url: str, server: str, task: str, concurrency: int, duration
     return result
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("server not ready")
-
-
 def prepare_models(workdir: Path) -> dict[str, str]:
     """Directories of the three models, shared by both servers."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -271,7 +256,7 @@ def main() -> None:
             port = free_port()
             process = start_server(kind, models, tasks, workdir, port)
             try:
-                wait_ready(f"http://127.0.0.1:{port}", process)
+                wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", process, timeout_s=600)
                 for task in tasks:
                     if kind == "baseline" and task not in models:
                         continue  # chat-fp32 is a second shoplm configuration of the chat model

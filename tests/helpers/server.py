@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], timeout_s: float, log_text: Callable[[], str] = lambda: ""
+) -> None:
+    """Poll ``url`` until it answers 200; fail early, with the log's tail, if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"server not ready after {timeout_s} s:\n{log_text()[-4000:]}")
 
 
 class ServerProcess:
@@ -61,18 +79,8 @@ class ServerProcess:
         return self
 
     def wait_ready(self, timeout_s: float, ready_path: str = "/v2/health/ready") -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.http_url}{ready_path}", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready after {timeout_s} s:\n{self.log_text()[-4000:]}")
+        assert self.process is not None
+        wait_until_ready(f"{self.http_url}{ready_path}", self.process, timeout_s, self.log_text)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
