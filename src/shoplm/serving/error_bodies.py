@@ -24,13 +24,17 @@ def _protocol(path: str) -> str:
 
 def error_response(request: Request, status: int, message: str, *, error_type: str,
                    param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The error body of the protocol that ``request`` speaks."""
-    body: dict[str, Any]
-    if _protocol(request.url.path) == "kserve":
-        body = {"error": message}
-    else:
-        body = {"error": {"message": message, "type": error_type, "param": param, "code": status}}
+    """The error response of the protocol that ``request`` speaks."""
+    body = error_body(request.url.path, status, message, error_type=error_type, param=param)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_body(path: str, status: int, message: str, *, error_type: str, param: str | None = None
+               ) -> dict[str, Any]:
+    """The error body for a request to ``path``: KServe's shape under /v2, OpenAI's elsewhere."""
+    if _protocol(path) == "kserve":
+        return {"error": message}
+    return {"error": {"message": message, "type": error_type, "param": param, "code": status}}
 
 
 def describe_validation_error(error: RequestValidationError) -> tuple[str, str | None]:

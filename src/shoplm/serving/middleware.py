@@ -10,10 +10,11 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shoplm.serving.error_bodies import error_body
+from shoplm.serving.errors import PayloadTooLargeError
 from shoplm.serving.metrics import ServerMetrics
 
 logger = logging.getLogger("shoplm.access")
@@ -85,10 +86,7 @@ class RequestContextMiddleware:
     async def _reject_too_large(self, scope: Scope, send: Send, request_id: str, size: int | None) -> None:
         told = f"is {size} bytes" if size is not None else "is too large"
         message = f"request body {told}; the limit is max_body_bytes={self.max_body_bytes}"
-        if scope["path"].startswith("/v2"):
-            body: dict[str, Any] = {"error": message}
-        else:
-            body = {"error": {"message": message, "type": "payload_too_large", "param": None, "code": 413}}
+        body = error_body(scope["path"], 413, message, error_type=PayloadTooLargeError.error_type)
         payload = json.dumps(body).encode()
         await send({
             "type": "http.response.start",

@@ -61,15 +61,14 @@ def test_results_come_back_in_order_for_each_request() -> None:
     assert second == [2]
 
 
-def test_inputs_arriving_while_busy_are_batched_together() -> None:
-    runner = RecordingRunner()
-    runner.release.clear()  # hold the first batch so the others pile up behind it
-    engine = make_engine(runner, max_batch_size=8, max_queue_delay_ms=0)
+def pile_up_behind_a_held_batch(engine: BatchEngine, runner: RecordingRunner, ids: list[int], later: int) -> None:
+    """Submit one input and hold its batch; submit ``later`` more, then let everything run."""
+    runner.release.clear()
 
     async def run():
-        first = asyncio.create_task(engine.submit([([1, 2], False, {})]))
+        first = asyncio.create_task(engine.submit([(ids, False, {})]))
         await asyncio.sleep(0.05)  # the first input is running (held) before the others arrive
-        tasks = [asyncio.create_task(engine.submit([([1, 2], False, {})])) for _ in range(10)]
+        tasks = [asyncio.create_task(engine.submit([(ids, False, {})])) for _ in range(later)]
         await asyncio.sleep(0.05)
         runner.release.set()
         return await asyncio.gather(first, *tasks)
@@ -78,27 +77,22 @@ def test_inputs_arriving_while_busy_are_batched_together() -> None:
         asyncio.run(run())
     finally:
         engine.close()
+
+
+def test_inputs_arriving_while_busy_are_batched_together() -> None:
+    runner = RecordingRunner()
+    engine = make_engine(runner, max_batch_size=8, max_queue_delay_ms=0)
+
+    pile_up_behind_a_held_batch(engine, runner, [1, 2], later=10)
 
     assert runner.batch_sizes == [1, 8, 2]
 
 
 def test_batch_respects_the_padded_token_budget() -> None:
     runner = RecordingRunner()
-    runner.release.clear()
     engine = make_engine(runner, max_batch_size=16, max_batch_tokens=40, max_queue_delay_ms=0)
 
-    async def run():
-        first = asyncio.create_task(engine.submit([(list(range(1, 11)), False, {})]))
-        await asyncio.sleep(0.05)
-        tasks = [asyncio.create_task(engine.submit([(list(range(1, 11)), False, {})])) for _ in range(8)]
-        await asyncio.sleep(0.05)
-        runner.release.set()
-        return await asyncio.gather(first, *tasks)
-
-    try:
-        asyncio.run(run())
-    finally:
-        engine.close()
+    pile_up_behind_a_held_batch(engine, runner, list(range(1, 11)), later=8)
 
     assert runner.batch_sizes == [1, 4, 4]
 
