@@ -79,3 +79,16 @@ def check_config(
     """Validate a serving config and print the models it declares."""
     for model in _load_serve_config(config).models:
         typer.echo(f"{model.name}: task={model.task} source={model.source} version={model.version}")
+
+
+def _register_commands() -> None:
+    from shoplm.data.cli import data_app
+    from shoplm.training import cli as training_cli
+
+    app.add_typer(data_app, name="data")
+    app.command("train")(training_cli.train)
+    app.command("eval")(training_cli.evaluate)
+    app.command("publish")(training_cli.publish)
+
+
+_register_commands()

@@ -177,6 +177,11 @@ class ModelClient:
     def classify(self, model: str, texts: list[str]) -> list[Classification]:
         return _classifications(self.infer(model, {"text": texts}))
 
+    def load_model(self, model: str, version: str | None = None, path: str | None = None) -> dict[str, Any]:
+        """Ask the server to load (and swap in, once warm) a version or a path of ``model``."""
+        body = {key: value for key, value in (("version", version), ("path", path)) if value is not None}
+        return dict(self._request("POST", f"/admin/models/{model}/load", body))
+
     def close(self) -> None:
         self._client.close()
 

@@ -114,7 +114,11 @@ def resolve_source(
 
 def latest_version(directory: Path) -> str:
     """The highest version under ``<repository>/<name>`` (numbers compare as numbers)."""
-    versions = [child.name for child in directory.iterdir() if child.is_dir()] if directory.is_dir() else []
+    # Hidden entries are versions still being written by `shoplm publish`.
+    versions = (
+        [child.name for child in directory.iterdir() if child.is_dir() and not child.name.startswith(".")]
+        if directory.is_dir() else []
+    )
     if not versions:
         raise ModelSourceError(f"no versions in the model repository at {directory}")
     return max(versions, key=lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.split(".")])

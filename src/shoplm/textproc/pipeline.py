@@ -156,9 +156,10 @@ class TextPipeline:
         between the special tokens is cut, so e.g. [CLS] and [SEP] stay in place. Raises
         TextTooLongError instead of cutting when truncate.on_overflow is "error".
         """
-        return self._token_ids_batch([text])[0]
+        return self.token_ids_batch([text])[0]
 
-    def _token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
+    def token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
+        """`token_ids` for each of `texts`, tokenized in one call (faster for many texts)."""
         tokenizer = self._require_tokenizer()
         cleaned = [self._clean(text) for text in texts]
         contents = _input_ids(tokenizer, [text for text, _ in cleaned], add_special_tokens=False)
@@ -201,7 +202,7 @@ class TextPipeline:
             raise TypeError("encode() takes a list of texts, got a str; wrap it in a list")
         if not texts:
             raise ValueError("encode() needs at least one text, got an empty list")
-        encoded = self._token_ids_batch(list(texts))
+        encoded = self.token_ids_batch(list(texts))
         return self.pad([ids for ids, _ in encoded], [cut for _, cut in encoded])
 
     def pad(self, sequences: list[list[int]], truncated: list[bool] | None = None) -> EncodedBatch:

@@ -1,0 +1,144 @@
+"""Run a trained model over labelled or plain text and measure it.
+
+Classifiers get the full classification metrics (accuracy ... calibration); causal language
+models get perplexity. Texts go through the model's saved TextPipeline, exactly as in serving.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from shoplm.evaluation.metrics import classification_metrics, language_model_metrics
+from shoplm.textproc import PreprocessConfig, TextPipeline
+
+
+class EvaluationError(ValueError):
+    """The model or the data cannot be evaluated; the message names the file or field."""
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one model on one dataset, plus what the report plots."""
+
+    kind: str  # "classifier" or "language_model"
+    metrics: dict[str, Any]
+    labels: list[int] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+
+
+def model_kind(model_dir: Path) -> str:
+    """'classifier' or 'language_model', from the checkpoint's architecture."""
+    if not (model_dir / "config.json").is_file():
+        raise EvaluationError(f"no model at {model_dir} (config.json missing)")
+    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        return "classifier"
+    if any(name.endswith("ForCausalLM") or name.endswith("LMHeadModel") for name in architectures):
+        return "language_model"
+    raise EvaluationError(f"{model_dir}: cannot evaluate architecture {architectures or 'unknown'}")
+
+
+def read_jsonl(path: Path, fields: list[str]) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file, each checked to hold ``fields``."""
+    if not path.is_file():
+        raise EvaluationError(f"data file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as error:
+                raise EvaluationError(f"{path}:{number}: not JSON ({error})") from None
+            missing = [name for name in fields if not isinstance(row, dict) or name not in row]
+            if missing:
+                raise EvaluationError(f"{path}:{number}: no field {', '.join(map(repr, missing))}")
+            rows.append(row)
+    if not rows:
+        raise EvaluationError(f"{path}: no rows")
+    return rows
+
+
+def evaluate(
+    model_dir: Path, data: Path, *, text_field: str = "text", label_field: str = "label", batch_size: int = 64
+) -> Evaluation:
+    """Measure the model in ``model_dir`` on the JSON-lines file ``data``."""
+    kind = model_kind(model_dir)
+    if kind == "classifier":
+        rows = read_jsonl(data, [text_field, label_field])
+        return _evaluate_classifier(model_dir, rows, text_field, label_field, batch_size)
+    rows = read_jsonl(data, [text_field])
+    return _evaluate_language_model(model_dir, [str(row[text_field]) for row in rows], batch_size)
+
+
+def _pipeline(model_dir: Path) -> TextPipeline:
+    preprocessing = (
+        PreprocessConfig.load(model_dir) if (model_dir / "preprocessing.json").is_file() else PreprocessConfig()
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return TextPipeline(preprocessing, tokenizer)
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@torch.inference_mode()
+def _evaluate_classifier(
+    model_dir: Path, rows: list[dict[str, Any]], text_field: str, label_field: str, batch_size: int
+) -> Evaluation:
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    pipeline = _pipeline(model_dir)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = []
+    for row in rows:
+        label = row[label_field]
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(names):
+            raise EvaluationError(f"label {label!r} is not a class id 0..{len(names) - 1} ({', '.join(names)})")
+        labels.append(label)
+    chunks = []
+    for batch in _batches([str(row[text_field]) for row in rows], batch_size):
+        encoded = pipeline.encode(batch)
+        logits = model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).logits
+        chunks.append(torch.softmax(logits.float(), dim=-1).numpy())
+    probabilities = np.concatenate(chunks).astype(np.float64)
+    metrics = classification_metrics(labels, probabilities, label_names=names)
+    return Evaluation("classifier", metrics, labels, probabilities)
+
+
+@torch.inference_mode()
+def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int) -> Evaluation:
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    pipeline = _pipeline(model_dir)
+    eos = pipeline.tokenizer.eos_token_id if pipeline.tokenizer is not None else None
+    losses, counts = [], []
+    for batch in _batches([text for text in texts if text.strip()], batch_size):
+        sequences = []
+        for ids, _ in pipeline.token_ids_batch(batch):
+            if eos is not None and ids[-1:] != [eos]:
+                ids = [*ids[: pipeline.token_limit - 1], eos]  # the same framing training used
+            sequences.append(ids)
+        encoded = pipeline.pad(sequences)
+        logits = model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).logits.float()
+        targets = encoded.input_ids[:, 1:].masked_fill(encoded.attention_mask[:, 1:] == 0, -100)
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        tokens = int((targets != -100).sum())
+        losses.append(float(nll) / max(tokens, 1))
+        counts.append(tokens)
+    if not counts:
+        raise EvaluationError("no non-empty texts to measure perplexity on")
+    return Evaluation("language_model", language_model_metrics(losses, counts))

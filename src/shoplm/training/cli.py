@@ -1,0 +1,150 @@
+"""``shoplm train``, ``shoplm eval`` and ``shoplm publish``.
+
+User errors (a bad config field, a missing file, a run directory in the way) print one line
+naming the problem and exit 2; heavy imports happen only inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shoplm.config import ConfigError
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` to stderr; the caller raises the returned Exit(2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from shoplm.evaluation.evaluate import EvaluationError
+    from shoplm.training.data import TrainingDataError
+    from shoplm.training.models import ModelSpecError
+    from shoplm.training.publish import PublishError
+    from shoplm.training.run_dir import RunDirectoryError
+
+    return (ConfigError, TrainingDataError, ModelSpecError, RunDirectoryError, PublishError, EvaluationError,
+            FileNotFoundError)
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML), e.g. configs/train/sentiment.yaml.")],
+    nproc: Annotated[int, typer.Option(min=1, help="Processes on this machine (DDP through torchrun).")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in the run directory.")] = False,
+    resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint directory.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start again in a run directory that has checkpoints.")] = False,
+    output_dir: Annotated[Path | None, typer.Option(help="Run directory [default: the config's output_dir].")] = None,
+) -> None:
+    """Train a model (causal LM, masked LM, chat or classifier) as the config says."""
+    from shoplm.training.config import load_train_config
+
+    overrides: dict[str, object] = {"output_dir": str(output_dir)} if output_dir else {}
+    try:
+        loaded = load_train_config(config, overrides)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        raise typer.Exit(_launch_torchrun(config, nproc, resume, resume_from, overwrite, output_dir))
+    from shoplm.training.trainer import run_training
+
+    try:
+        result = run_training(loaded, resume=resume_from or resume, overwrite=overwrite, command=sys.argv)
+    except _user_errors() as error:
+        raise fail(str(error)) from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        samples = result.metrics.get("train_samples_per_second")
+        typer.echo(f"final model: {result.final_dir}" + (f"  ({samples:.1f} samples/s)" if samples else ""))
+
+
+def _launch_torchrun(
+    config: Path, nproc: int, resume: bool, resume_from: Path | None, overwrite: bool, output_dir: Path | None
+) -> int:
+    """Run this same command under torchrun with ``nproc`` processes; return its exit code."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "shoplm", "train", str(config)]
+    command += ["--resume"] if resume else []
+    command += ["--resume-from", str(resume_from)] if resume_from else []
+    command += ["--overwrite"] if overwrite else []
+    command += ["--output-dir", str(output_dir)] if output_dir else []
+    # One OpenMP thread pool per process would oversubscribe the cores; split them instead.
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def evaluate(
+    target: Annotated[str, typer.Argument(help="A run directory, a model directory, or a published model name.")],
+    split: Annotated[str, typer.Option(help="Split of the run's data to measure on.")] = "test",
+    data: Annotated[Path | None, typer.Option(help="A JSON-lines file to measure on instead of a split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Report directory [default: <run>/eval-<split> for runs].")] = None,
+    repository: Annotated[Path | None, typer.Option(help="Model repository for a published name.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Measure a model: classifiers get accuracy, F1, ROC-AUC, PR-AUC, calibration; LMs perplexity."""
+    from shoplm.evaluation.evaluate import evaluate as run_evaluation
+    from shoplm.evaluation.report import load_log_history, write_report
+    from shoplm.training.eval_target import resolve_eval_target
+
+    try:
+        resolved = resolve_eval_target(target, split, data, repository)
+        outcome = run_evaluation(resolved.model_dir, resolved.data, batch_size=batch_size)
+    except _user_errors() as error:
+        raise fail(str(error)) from None
+    metrics = {"model": target, "data": resolved.data.name, **outcome.metrics}
+    report_dir = out or (resolved.run_dir / f"eval-{split if data is None else resolved.data.stem}"
+                         if resolved.run_dir else None)
+    if report_dir is not None:
+        probabilities = outcome.probabilities
+        write_report(
+            report_dir, metrics, labels=outcome.labels if probabilities is not None else None,
+            probabilities=probabilities, title=f"{target} on {resolved.data.name}",
+            log_history=load_log_history(resolved.run_dir) if resolved.run_dir else None,
+        )
+    if as_json:
+        typer.echo(json.dumps(_scalars(metrics), ensure_ascii=False))
+        return
+    for key, value in _scalars(metrics).items():
+        typer.echo(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+    if report_dir is not None:
+        typer.echo(f"      report: {report_dir / 'eval_report.html'}")
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
+
+
+def publish(
+    run: Annotated[Path, typer.Argument(help="A finished run directory (or a model directory).")],
+    name: Annotated[str, typer.Option("--as", help="Model name in the repository, e.g. sentiment.")],
+    repository: Annotated[Path | None, typer.Option(help="Model repository [default: configs/serve.yaml's].")] = None,
+    version: Annotated[str | None, typer.Option(help="Version [default: one above the highest].")] = None,
+    server: Annotated[str | None, typer.Option(help="Model server URL to hot-load the new version on.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="SHOPLM_ADMIN_API_KEY", help="Admin key for --server.")] = None,
+) -> None:
+    """Publish a trained model as a new version in the model repository (and optionally load it)."""
+    from shoplm.training.eval_target import default_repository
+    from shoplm.training.publish import publish as publish_run
+
+    try:
+        target = publish_run(run, name, repository or default_repository(), version)
+    except (*_user_errors(), ValueError) as error:  # type: ignore[misc]
+        raise fail(str(error)) from None
+    typer.echo(f"published {name} version {target.name}: {target}")
+    if server:
+        from shoplm.client import ModelClient, ModelServerError
+
+        try:
+            with ModelClient(server, api_key=api_key, timeout=600) as client:
+                entry = client.load_model(name, version=target.name)
+        except ModelServerError as error:
+            raise fail(f"published, but the server did not load it: {error}") from None
+        typer.echo(f"server {server}: {name} now serves version {entry.get('version')}")

@@ -1,0 +1,257 @@
+"""The training run config (``configs/train/*.yaml``), validated by pydantic.
+
+One YAML per run. Unknown fields are errors, so a typo fails before any work starts, with
+the dotted path of the bad field in the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from shoplm.config import ConfigError, StrictModel, format_validation_error
+from shoplm.textproc import PreprocessConfig
+
+TrainTask = Literal["clm", "mlm", "classify", "chat"]
+Architecture = Literal["gpt2", "llama", "roberta", "bert"]
+
+# Which architectures each task can build from scratch.
+TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {
+    "clm": ("gpt2", "llama"),
+    "chat": ("gpt2", "llama"),
+    "mlm": ("roberta", "bert"),
+    "classify": ("roberta", "bert", "gpt2", "llama"),
+}
+
+
+class DataConfig(StrictModel):
+    """Where the examples come from: a prepared directory or explicit JSONL/text files."""
+
+    dir: Path | None = Field(
+        None, description="A directory written by `shoplm data prepare` (train/validation/test.jsonl)."
+    )
+    corpus: Literal["reviews", "news", "catalog"] | None = Field(
+        None, description="A bundled corpus, prepared on first use into the cache (canonical split)."
+    )
+    train: list[Path] = Field(default_factory=list, description="Training files (.jsonl or .txt).")
+    validation: list[Path] = Field(default_factory=list, description="Validation files (.jsonl or .txt).")
+    extra_train: list[Path] = Field(
+        default_factory=list, description="More training text (e.g. news for MLM), appended to train."
+    )
+    extra_corpora: list[Literal["reviews", "news", "catalog"]] = Field(
+        default_factory=list, description="Bundled corpora whose train split is appended to train (text only)."
+    )
+    text_field: str = "text"
+    label_field: str = "label"
+    messages_field: str = Field("messages", description="chat: the list of {role, content} messages.")
+    max_train_samples: int | None = Field(None, ge=1, description="Use only the first N training rows.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Use only the first N validation rows.")
+    pack: bool = Field(
+        False, description="clm/mlm: concatenate texts and cut them into full blocks instead of one text a row."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        sources = [self.dir is not None, self.corpus is not None, bool(self.train)]
+        if sum(sources) != 1:
+            raise ValueError("give exactly one of data.dir, data.corpus or data.train")
+        return self
+
+
+class ModelSpec(StrictModel):
+    """The network: a pretrained checkpoint to start from, or an architecture built from scratch."""
+
+    from_pretrained: str | None = Field(
+        None,
+        description="A local checkpoint directory, a run directory (its final model), or a packaged "
+        "model ('package:smollm2').",
+    )
+    architecture: Architecture | None = Field(None, description="Built from scratch when from_pretrained is unset.")
+    hidden_size: int = Field(256, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int | None = Field(None, ge=1, description="llama: key/value heads (grouped-query attention).")
+    intermediate_size: int | None = Field(None, ge=8, description="Feed-forward width; default 4 x hidden_size.")
+    max_positions: int = Field(128, ge=8, description="Longest sequence the model can take.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    label_names: list[str] = Field(
+        default_factory=lambda: ["negative", "positive"], description="classify: one name per label id."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.from_pretrained is None) == (self.architecture is None):
+            raise ValueError("give exactly one of model.from_pretrained or model.architecture")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        if len(set(self.label_names)) != len(self.label_names) or len(self.label_names) < 2:
+            raise ValueError("label_names must hold at least two distinct names")
+        return self
+
+
+class TokenizerSpec(StrictModel):
+    """A tokenizer trained on the training text, for models built from scratch."""
+
+    kind: Literal["wordpiece", "bpe"] = Field(
+        "wordpiece", description="wordpiece: one token per Chinese character; bpe: byte-level BPE."
+    )
+    vocab_size: int = Field(8000, ge=100)
+    min_frequency: int = Field(2, ge=1)
+    split_chinese_chars: bool = Field(
+        True, description="wordpiece: each Chinese character a word of its own; off: learn words from jieba's spaces."
+    )
+    max_texts: int = Field(200_000, ge=100, description="Most training texts read to learn the vocabulary.")
+    added_tokens_file: Path | None = Field(
+        None, description="added_tokens.json or a lexicon (one term a line) whose terms become single tokens."
+    )
+
+
+class LoraSpec(StrictModel):
+    """Low-rank adapters (peft) instead of training every weight."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="Default: peft's choice for the architecture.")
+    merge_on_save: bool = Field(True, description="Fold the adapters into the weights in the final model.")
+
+
+class TrainingSpec(StrictModel):
+    """The optimisation; each field maps onto a transformers.TrainingArguments field."""
+
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="When > 0, overrides epochs.")
+    batch_size: int = Field(32, ge=1, description="Per process; the global batch is this x processes x accumulation.")
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of the steps spent warming up.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    eval_strategy: Literal["steps", "epoch", "no"] = "epoch"
+    eval_steps: int | None = Field(None, ge=1)
+    save_strategy: Literal["steps", "epoch", "no"] = "epoch"
+    save_steps: int | None = Field(None, ge=1)
+    save_total_limit: int | None = Field(2, ge=1)
+    logging_steps: int = Field(20, ge=1)
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without improvement (keeps the best model)."
+    )
+    metric_for_best_model: str = Field("eval_loss", description="What early stopping and best-model pick watch.")
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 (or fp16) on a GPU, full precision on CPU."
+    )
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    group_by_length: bool = Field(
+        False, description="Batch texts of similar length together: far less padding on short, uneven texts."
+    )
+    dataloader_workers: int = Field(0, ge=0)
+    torch_threads: int | None = Field(None, ge=1, description="Intra-op CPU threads per process; default: torch's.")
+
+    @model_validator(mode="after")
+    def _steps_given(self) -> TrainingSpec:
+        for strategy, steps, name in (
+            (self.eval_strategy, self.eval_steps, "eval_steps"),
+            (self.save_strategy, self.save_steps, "save_steps"),
+        ):
+            if strategy == "steps" and steps is None:
+                raise ValueError(f"{name} is required when its strategy is 'steps'")
+        if self.early_stopping_patience is not None and "no" in (self.eval_strategy, self.save_strategy):
+            raise ValueError("early_stopping_patience needs eval_strategy and save_strategy other than 'no'")
+        return self
+
+
+class DistributedSpec(StrictModel):
+    """Several processes: DDP by default, FSDP for models too big for one device."""
+
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on GPU, gloo on CPU.")
+    fsdp: bool = Field(False, description="Shard parameters, gradients and optimizer state (full_shard).")
+
+
+class TrainConfig(StrictModel):
+    """One training run."""
+
+    task: TrainTask
+    output_dir: Path = Field(description="The run directory: config, logs, checkpoints, final model.")
+    seed: int = 42
+    data: DataConfig
+    model: ModelSpec
+    tokenizer: TokenizerSpec | None = Field(
+        None, description="Train a tokenizer (models from scratch); default: the pretrained model's."
+    )
+    preprocessing: PreprocessConfig = Field(
+        default_factory=PreprocessConfig, description="The data interface, saved with the model."
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    lora: LoraSpec | None = None
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        spec = self.model
+        if spec.architecture is not None:
+            allowed = TASK_ARCHITECTURES[self.task]
+            if spec.architecture not in allowed:
+                raise ValueError(
+                    f"model.architecture {spec.architecture!r} cannot do task {self.task!r}; use one of {allowed}"
+                )
+            if self.tokenizer is None:
+                raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
+        if self.preprocessing.padding.max_length > spec.max_positions and spec.architecture is not None:
+            raise ValueError(
+                f"preprocessing.padding.max_length ({self.preprocessing.padding.max_length}) exceeds "
+                f"model.max_positions ({spec.max_positions})"
+            )
+        return self
+
+
+def load_train_config(path: Path, overrides: dict[str, object] | None = None) -> TrainConfig:
+    """Read and validate a training config; relative paths in it are taken from the current directory.
+
+    ``overrides`` replaces top-level keys (e.g. ``output_dir`` from the command line). Raises
+    ConfigError naming the file and each bad field.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"training config not found: {path}") from None
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read training config {path}: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a training config is a mapping of fields, got {type(raw).__name__}")
+    raw.update(overrides or {})
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, str(path))) from None
+    return resolve_paths(config, Path.cwd())
+
+
+def resolve_paths(config: TrainConfig, base: Path) -> TrainConfig:
+    """Make the config's relative paths absolute against ``base``, so child processes agree on them."""
+
+    def fix(path: Path) -> Path:
+        return path if path.is_absolute() else (base / path)
+
+    data = config.data.model_copy(
+        update={
+            "dir": fix(config.data.dir) if config.data.dir else None,
+            "train": [fix(p) for p in config.data.train],
+            "validation": [fix(p) for p in config.data.validation],
+            "extra_train": [fix(p) for p in config.data.extra_train],
+        }
+    )
+    model = config.model
+    if model.from_pretrained and not model.from_pretrained.startswith("package:"):
+        model = model.model_copy(update={"from_pretrained": str(fix(Path(model.from_pretrained)))})
+    tokenizer = config.tokenizer
+    if tokenizer is not None and tokenizer.added_tokens_file is not None:
+        tokenizer = tokenizer.model_copy(update={"added_tokens_file": fix(tokenizer.added_tokens_file)})
+    return config.model_copy(
+        update={"data": data, "model": model, "tokenizer": tokenizer, "output_dir": fix(config.output_dir)}
+    )

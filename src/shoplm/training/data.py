@@ -1,0 +1,261 @@
+"""Training examples: read the configured files into `datasets`, tokenize them per task.
+
+Every text goes through the model's :class:`TextPipeline` (normalize, segment, truncate,
+tokenize), the same object the model server uses, so training and serving see identical ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, concatenate_datasets, load_dataset
+from transformers import PreTrainedTokenizerBase
+
+from shoplm.textproc import TextPipeline
+from shoplm.training.config import DataConfig, TrainConfig
+
+SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
+
+
+class TrainingDataError(ValueError):
+    """The configured data is missing or does not fit the task; the message names the file or field."""
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """The files a run reads, by role."""
+
+    train: list[Path]
+    validation: list[Path]
+    extra_train: list[Path]
+
+    def content_hash(self) -> str:
+        """sha256 over every file's bytes, in role order: the run's data identity."""
+        digest = hashlib.sha256()
+        for role, paths in (("train", self.train), ("validation", self.validation), ("extra", self.extra_train)):
+            for path in paths:
+                digest.update(f"{role}:{path.name}:".encode())
+                with path.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        return digest.hexdigest()
+
+
+def corpus_dir(name: str) -> Path:
+    """The prepared split of a bundled corpus, prepared into the cache on first use.
+
+    The review corpus is the frozen canonical split; the others are keyed by shoplm's version.
+    """
+    from shoplm import __version__
+    from shoplm.config import env_settings
+    from shoplm.data import canonical_reviews_dir, prepare_corpus
+    from shoplm.data.prepare import is_complete
+
+    if name == "reviews":
+        return canonical_reviews_dir()
+    target = env_settings().cache_dir / "data" / f"{name}-{__version__}"
+    if not is_complete(target):
+        building = target.with_name(f".{target.name}-building-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        prepare_corpus(name, building)
+        shutil.rmtree(target, ignore_errors=True)
+        building.rename(target)
+    return target
+
+
+def split_file(directory: Path, split: str) -> Path:
+    """``<directory>/<split>.jsonl``, or an error naming it."""
+    path = directory / SPLIT_FILES[split]
+    if not path.is_file():
+        raise TrainingDataError(f"no {split} split in {directory} (expected {path.name})")
+    return path
+
+
+def resolve_files(data: DataConfig) -> DataFiles:
+    """The concrete train/validation/extra files of a data section, each checked to exist."""
+    if data.train:
+        train, validation = list(data.train), list(data.validation)
+    else:
+        directory = data.dir if data.dir is not None else corpus_dir(str(data.corpus))
+        train = [split_file(directory, "train")]
+        validation = list(data.validation) or [split_file(directory, "validation")]
+    extra = list(data.extra_train) + [split_file(corpus_dir(name), "train") for name in data.extra_corpora]
+    for path in [*train, *validation, *extra]:
+        if not path.is_file():
+            raise TrainingDataError(f"data file not found: {path}")
+        if path.suffix not in (".jsonl", ".json", ".txt"):
+            raise TrainingDataError(f"{path}: training reads .jsonl or .txt files, not {path.suffix or 'no suffix'}")
+    return DataFiles(train, validation, extra)
+
+
+def read_rows(paths: list[Path], fields: list[str]) -> Dataset:
+    """The rows of ``paths`` as one Dataset holding ``fields`` (text files give a ``text`` column)."""
+    parts = []
+    for path in paths:
+        if path.suffix == ".txt":
+            part = load_dataset("text", data_files=str(path), split="train")
+        else:
+            try:
+                part = load_dataset("json", data_files=str(path), split="train")
+            except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in several types
+                raise TrainingDataError(f"{path}: not valid JSON lines: {error}") from None
+        missing = [field for field in fields if field not in part.column_names]
+        if missing:
+            raise TrainingDataError(
+                f"{path}: no column {', '.join(map(repr, missing))}; its columns are {', '.join(part.column_names)}"
+            )
+        parts.append(part.select_columns(fields))
+    if not parts:
+        raise TrainingDataError("no data files given")
+    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeline, limit: int) -> Iterator[str]:
+    """Cleaned training texts (as the model will see them) to learn a vocabulary from.
+
+    Chat rows contribute the content of each message; other rows their text field.
+    """
+    seen = 0
+    for path in [*files.train, *files.extra_train]:
+        field = "text" if path.suffix == ".txt" else data.text_field
+        chat = path in files.train and data.messages_field in _columns(path) and field not in _columns(path)
+        for row in read_rows([path], [data.messages_field if chat else field]):
+            texts = [m.get("content", "") for m in row[data.messages_field]] if chat else [row[field]]
+            for text in texts:
+                if seen >= limit:
+                    return
+                seen += 1
+                yield pipeline.clean(str(text or ""))
+
+
+def _columns(path: Path) -> list[str]:
+    if path.suffix == ".txt":
+        return ["text"]
+    return list(load_dataset("json", data_files=str(path), split="train").column_names)
+
+
+def build_split(
+    config: TrainConfig, paths: list[Path], pipeline: TextPipeline, *, train: bool, extra: list[Path] | None = None
+) -> Dataset:
+    """Tokenized examples of one split for ``config.task``."""
+    data = config.data
+    limit = data.max_train_samples if train else data.max_eval_samples
+    if config.task == "chat":
+        rows = read_rows(paths, [data.messages_field])
+    elif config.task == "classify":
+        rows = read_rows(paths, [data.text_field, data.label_field])
+    else:
+        rows = _text_rows(paths + (extra or []), data.text_field)
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    tokenize = _TOKENIZERS[config.task]
+    encoded = rows.map(
+        tokenize, batched=True, remove_columns=rows.column_names, fn_kwargs={"config": config, "pipeline": pipeline},
+        desc="tokenizing",
+    )
+    if config.task == "clm" and data.pack:
+        encoded = encoded.map(
+            _pack, batched=True, remove_columns=encoded.column_names, fn_kwargs={"block": pipeline.token_limit},
+            desc="packing",
+        )
+    if len(encoded) == 0:
+        raise TrainingDataError(f"no examples left in {', '.join(p.name for p in paths)} after tokenizing")
+    return encoded
+
+
+def _text_rows(paths: list[Path], text_field: str) -> Dataset:
+    # Extra text (e.g. .txt news) joins the training texts under one column name.
+    parts = []
+    for path in paths:
+        field = "text" if path.suffix == ".txt" else text_field
+        part = read_rows([path], [field])
+        parts.append(part.rename_column(field, "text") if field != "text" else part)
+    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def _classify(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
+    data = config.data
+    labels = []
+    for label in batch[data.label_field]:
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(config.model.label_names):
+            raise TrainingDataError(
+                f"label {label!r} in column {data.label_field!r} is not a class id "
+                f"0..{len(config.model.label_names) - 1} ({', '.join(config.model.label_names)})"
+            )
+        labels.append(label)
+    texts = [str(text or "") for text in batch[data.text_field]]
+    return {"input_ids": [ids for ids, _ in pipeline.token_ids_batch(texts)], "labels": labels}
+
+
+def _mlm(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
+    texts = [str(text or "") for text in batch["text"] if text and str(text).strip()]
+    return {"input_ids": [ids for ids, _ in pipeline.token_ids_batch(texts)]}
+
+
+def _clm(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
+    tokenizer = pipeline.tokenizer
+    assert tokenizer is not None
+    eos = tokenizer.eos_token_id
+    texts = [str(text) for text in batch["text"] if text and str(text).strip()]
+    rows = []
+    for ids, _ in pipeline.token_ids_batch(texts):
+        if eos is not None and (not ids or ids[-1] != eos):
+            # Each text ends with EOS, so the model learns where a title or query stops.
+            ids = [*ids[: pipeline.token_limit - 1], eos]
+        rows.append(ids)
+    return {"input_ids": rows, "labels": [list(ids) for ids in rows]}
+
+
+def _chat(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
+    tokenizer = pipeline.tokenizer
+    assert tokenizer is not None
+    inputs, labels = [], []
+    for messages in batch[config.data.messages_field]:
+        ids, prompt_length = chat_token_ids(tokenizer, pipeline, messages)
+        limit = pipeline.token_limit
+        if prompt_length >= limit:
+            continue  # nothing of the answer would fit; such rows teach nothing
+        ids = ids[:limit]
+        inputs.append(ids)
+        labels.append([-100] * prompt_length + ids[prompt_length:])
+    return {"input_ids": inputs, "labels": labels}
+
+
+def chat_token_ids(
+    tokenizer: PreTrainedTokenizerBase, pipeline: TextPipeline, messages: Any
+) -> tuple[list[int], int]:
+    """Token ids of a conversation in the chat template, and how many belong to the prompt.
+
+    The loss covers only the last message (the assistant's answer): the prompt is everything
+    the template renders before it, generation prompt included.
+    """
+    if not isinstance(messages, list) or not messages or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    ):
+        raise TrainingDataError("chat rows need a non-empty list of {role, content} messages")
+    if messages[-1]["role"] != "assistant":
+        raise TrainingDataError(f"the last chat message must be the assistant's answer, got {messages[-1]['role']!r}")
+    cleaned = [{"role": m["role"], "content": pipeline.clean(m["content"])} for m in messages]
+    prompt = tokenizer.apply_chat_template(cleaned[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(cleaned, tokenize=False)
+    prompt_ids = tokenizer(str(prompt), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(str(full), add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None and ids[-1] != tokenizer.eos_token_id:
+        ids = [*ids, tokenizer.eos_token_id]
+    return list(ids), len(prompt_ids)
+
+
+def _pack(batch: dict[str, list[Any]], block: int) -> dict[str, list[Any]]:
+    joined = [token for ids in batch["input_ids"] for token in ids]
+    usable = len(joined) // block * block
+    blocks = [joined[start : start + block] for start in range(0, usable, block)]
+    return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
+
+
+_TOKENIZERS = {"classify": _classify, "mlm": _mlm, "clm": _clm, "chat": _chat}

@@ -1,0 +1,153 @@
+"""Build the network a run trains: from scratch (GPT-2, Llama, RoBERTa, BERT) or from a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    GPT2Config,
+    LlamaConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    RobertaConfig,
+)
+
+from shoplm.training.config import ModelSpec, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+AUTO_CLASSES: dict[str, Any] = {
+    "clm": AutoModelForCausalLM,
+    "chat": AutoModelForCausalLM,
+    "mlm": AutoModelForMaskedLM,
+    "classify": AutoModelForSequenceClassification,
+}
+FINAL_MODEL_DIR = "final"
+
+
+class ModelSpecError(ValueError):
+    """The configured starting model cannot be found or built; the message names it."""
+
+
+def pretrained_directory(reference: str) -> Path:
+    """The checkpoint directory behind ``from_pretrained``: a path, a run directory, or a packaged model."""
+    if reference.startswith("package:"):
+        from shoplm.serving.loading import (
+            PACKAGED_MODELS,
+            ModelSourceError,
+            ResolvedSource,
+            package_directory,
+            plain_checkpoint,
+        )
+
+        name = reference.removeprefix("package:")
+        if name not in PACKAGED_MODELS:
+            raise ModelSpecError(f"unknown packaged model {name!r}; known: {', '.join(sorted(PACKAGED_MODELS))}")
+        package, gguf_file = PACKAGED_MODELS[name]
+        try:
+            return plain_checkpoint(ResolvedSource(package_directory(package), gguf_file, "1"))
+        except ModelSourceError as error:
+            raise ModelSpecError(str(error)) from None
+    path = Path(reference)
+    if (path / FINAL_MODEL_DIR / "config.json").is_file():
+        return path / FINAL_MODEL_DIR  # a run directory: start from its final model
+    if not (path / "config.json").is_file():
+        raise ModelSpecError(
+            f"model.from_pretrained {reference!r} is not a checkpoint directory (no config.json), a run "
+            "directory (no final/config.json) or 'package:NAME'; there is no model hub here"
+        )
+    return path
+
+
+def load_pretrained_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved with a checkpoint; causal models without a pad token pad with EOS."""
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The model for ``config.task``, its embeddings sized to the tokenizer."""
+    spec = config.model
+    auto_class = AUTO_CLASSES[config.task]
+    labels = _label_kwargs(spec) if config.task == "classify" else {}
+    if spec.from_pretrained is not None:
+        directory = pretrained_directory(spec.from_pretrained)
+        model = auto_class.from_pretrained(directory, **labels)
+    else:
+        model = auto_class.from_config(_scratch_config(spec, tokenizer, **labels))
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        # Sequence classification on GPT-2/Llama finds each row's last token through the pad id.
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    return model
+
+
+def _label_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    names = spec.label_names
+    return {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: index for index, name in enumerate(names)},
+    }
+
+
+def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra: Any) -> PretrainedConfig:
+    intermediate = spec.intermediate_size or 4 * spec.hidden_size
+    ids = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id,
+    }
+    if spec.architecture == "gpt2":
+        return GPT2Config(
+            n_positions=spec.max_positions, n_embd=spec.hidden_size, n_layer=spec.num_layers, n_head=spec.num_heads,
+            n_inner=intermediate, resid_pdrop=spec.dropout, embd_pdrop=spec.dropout, attn_pdrop=spec.dropout,
+            **ids, **extra,
+        )
+    if spec.architecture == "llama":
+        return LlamaConfig(
+            hidden_size=spec.hidden_size, intermediate_size=intermediate, num_hidden_layers=spec.num_layers,
+            num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads or spec.num_heads,
+            max_position_embeddings=spec.max_positions, attention_dropout=spec.dropout, tie_word_embeddings=True,
+            **ids, **extra,
+        )
+    encoder = {
+        "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_layers, "num_attention_heads": spec.num_heads,
+        "intermediate_size": intermediate, "hidden_dropout_prob": spec.dropout,
+        "attention_probs_dropout_prob": spec.dropout, **ids, **extra,
+    }
+    if spec.architecture == "roberta":
+        # RoBERTa numbers positions from pad_token_id + 1, so it needs that many more slots.
+        positions = spec.max_positions + int(tokenizer.pad_token_id or 0) + 1
+        return RobertaConfig(max_position_embeddings=positions, type_vocab_size=1, **encoder)
+    return BertConfig(max_position_embeddings=spec.max_positions, **encoder)
+
+
+def apply_lora(model: PreTrainedModel, config: TrainConfig) -> Any:
+    """Wrap ``model`` with LoRA adapters as the run's ``lora`` section says."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    assert config.lora is not None
+    task_types = {"clm": TaskType.CAUSAL_LM, "chat": TaskType.CAUSAL_LM, "classify": TaskType.SEQ_CLS}
+    if config.task not in task_types:
+        raise ModelSpecError(f"LoRA is offered for clm, chat and classify runs, not {config.task!r}")
+    lora = LoraConfig(
+        task_type=task_types[config.task], r=config.lora.r, lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout, target_modules=config.lora.target_modules,
+    )
+    wrapped = get_peft_model(model, lora)
+    trainable, total = wrapped.get_nb_trainable_parameters()
+    logger.info("LoRA adapters: %d of %d parameters train (%.2f%%)", trainable, total, 100 * trainable / total)
+    return wrapped

@@ -1,0 +1,120 @@
+"""Publish a trained model into the model repository as ``<repository>/<name>/<version>/``.
+
+The version directory appears atomically (written beside it, then renamed), so a server that
+watches the repository never sees half a model. Its ``model_card.json`` says what the model
+is: task, labels, metrics, the data hash, the config and the preprocessing it was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shoplm.training import run_dir as runs
+from shoplm.training.models import FINAL_MODEL_DIR
+
+# The server's task for each training task.
+SERVING_TASKS = {"classify": "classify", "clm": "generate", "chat": "generate", "mlm": "fill-mask"}
+EVAL_REPORT = "eval_report.json"
+
+
+class PublishError(ValueError):
+    """The run cannot be published; the message says why."""
+
+
+def model_source(run: Path) -> Path:
+    """The model directory of a run (its ``final/``) or a model directory given directly."""
+    if (run / FINAL_MODEL_DIR / "config.json").is_file():
+        return run / FINAL_MODEL_DIR
+    if (run / "config.json").is_file():
+        return run
+    raise PublishError(f"{run} holds no trained model (no final/config.json); did the run finish?")
+
+
+def next_version(directory: Path) -> str:
+    """One above the highest numeric version under ``<repository>/<name>``, starting at 1."""
+    numbers = [int(child.name) for child in directory.iterdir() if child.is_dir() and child.name.isdigit()] if (
+        directory.is_dir()
+    ) else []
+    return str(max(numbers, default=0) + 1)
+
+
+def latest_eval(run: Path) -> dict[str, Any] | None:
+    """The metrics of the newest evaluation report written into the run directory, if any."""
+    reports = sorted(run.glob(f"eval*/{EVAL_REPORT}"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return None
+    report = json.loads(reports[-1].read_text(encoding="utf-8"))
+    metrics = report.get("metrics", {})
+    return {
+        "split": reports[-1].parent.name.removeprefix("eval-") or None,
+        **{key: value for key, value in metrics.items() if not isinstance(value, (list, dict))},
+    }
+
+
+def build_card(run: Path, source: Path, name: str, version: str) -> dict[str, Any]:
+    """The model card of a published version."""
+    config_path = run / runs.RESOLVED_CONFIG
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
+    info = runs.read_info(run)
+    model_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    task = SERVING_TASKS.get(str(info.get("task") or (config or {}).get("task")))
+    if task is None:
+        architectures = model_config.get("architectures") or []
+        task = "classify" if any("SequenceClassification" in a for a in architectures) else "generate"
+    preprocessing_path = source / "preprocessing.json"
+    return {
+        "name": name,
+        "version": version,
+        "task": task,
+        "published_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": run.name,
+        "architecture": (model_config.get("architectures") or [None])[0],
+        "labels": model_config.get("id2label") if task == "classify" else None,
+        "metrics": latest_eval(run),
+        "train_metrics": info.get("train_metrics"),
+        "data_hash": info.get("data_hash"),
+        "git": info.get("git"),
+        "seed": info.get("seed"),
+        "config": config,
+        "preprocessing": json.loads(preprocessing_path.read_text(encoding="utf-8"))
+        if preprocessing_path.is_file() else None,
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """A short human-readable card next to the JSON one."""
+    lines = [f"# {card['name']} v{card['version']}", "", f"- task: {card['task']}",
+             f"- architecture: {card['architecture']}", f"- trained in run: {card['run']}",
+             f"- data hash: {card['data_hash']}", f"- published: {card['published_at']}"]
+    if card.get("labels"):
+        lines.append(f"- labels: {', '.join(str(v) for v in card['labels'].values())}")
+    metrics = card.get("metrics") or {}
+    if metrics:
+        lines += ["", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
+                  for key, value in metrics.items()]
+    return "\n".join(lines) + "\n"
+
+
+def publish(run: Path, name: str, repository: Path, version: str | None = None) -> Path:
+    """Copy the run's model into ``<repository>/<name>/<version>`` with its card; return that directory."""
+    source = model_source(run)
+    target_root = repository / name
+    version = version or next_version(target_root)
+    target = target_root / version
+    if target.exists():
+        raise PublishError(f"{target} already exists; versions are immutable, publish under a new one")
+    card = build_card(run, source, name, version)
+    partial = target_root / f".{version}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, ignore=shutil.ignore_patterns("training_args.bin"))
+    (partial / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (partial / "README.md").write_text(card_markdown(card), encoding="utf-8")
+    partial.rename(target)
+    return target

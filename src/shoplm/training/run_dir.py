@@ -1,0 +1,109 @@
+"""The run directory: what a run was (config, data, code, seed) and what it produced.
+
+    <run>/resolved_config.yaml   the validated config with every default filled in
+    <run>/run_info.json          git commit, data hash, seed, processes, versions, timings
+    <run>/tensorboard/           TensorBoard event files
+    <run>/checkpoint-<step>/     resumable checkpoints (optimizer, scheduler, RNG, data position)
+    <run>/final/                 the final model, its tokenizer and preprocessing.json
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+import yaml
+
+from shoplm import __version__
+from shoplm.training.config import TrainConfig
+
+RESOLVED_CONFIG = "resolved_config.yaml"
+RUN_INFO = "run_info.json"
+TENSORBOARD_DIR = "tensorboard"
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory holds another run's state; the message says how to proceed."""
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> None:
+    """Check that starting (or resuming) in ``run_dir`` cannot clobber another run by accident.
+
+    ``resume`` is True (the run's newest checkpoint) or a checkpoint directory.
+    """
+    existing = checkpoints(run_dir) if run_dir.is_dir() else []
+    if isinstance(resume, Path):
+        if not (resume / "trainer_state.json").is_file():
+            raise RunDirectoryError(f"cannot resume from {resume}: not a checkpoint (no trainer_state.json)")
+    elif resume and not existing:
+        raise RunDirectoryError(f"nothing to resume: {run_dir} has no checkpoint-* directory")
+    if existing and resume is False and not overwrite:
+        raise RunDirectoryError(
+            f"{run_dir} already holds checkpoints ({existing[-1].name}); pass --resume to continue that run "
+            "or --overwrite to start again"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def git_commit(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit of the code that ran and whether the tree had local changes (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def write_start(run_dir: Path, config: TrainConfig, data_hash: str, world_size: int, command: list[str]) -> None:
+    """Record the resolved config and the run's identity before training starts."""
+    (run_dir / RESOLVED_CONFIG).write_text(
+        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    info = {
+        "task": config.task,
+        "seed": config.seed,
+        "data_hash": data_hash,
+        "git": git_commit(Path(__file__).parent),
+        "world_size": world_size,
+        "command": command,
+        "versions": {
+            "shoplm": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _update_info(run_dir, info)
+
+
+def write_finish(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Add the training metrics (runtime, samples/s, final loss) to ``run_info.json``."""
+    _update_info(run_dir, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_metrics": metrics})
+
+
+def read_info(run_dir: Path) -> dict[str, Any]:
+    """``run_info.json`` of a run ({} when missing)."""
+    path = run_dir / RUN_INFO
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _update_info(run_dir: Path, fields: dict[str, Any]) -> None:
+    info = read_info(run_dir) | fields
+    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

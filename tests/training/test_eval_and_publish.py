@@ -1,0 +1,111 @@
+"""`shoplm eval` and `shoplm publish` as a user runs them, up to the model server answering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+
+from tests.helpers.server import ServerProcess
+from tests.training.conftest import tiny_config, write_config
+
+
+def shoplm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shoplm", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, reviews_dir: Path) -> Path:
+    """A tiny sentiment classifier trained through the command line."""
+    root = tmp_path_factory.mktemp("trained")
+    config = tiny_config(root / "run", reviews_dir, training={"max_steps": 10, "eval_strategy": "no"})
+    done = shoplm("train", str(write_config(root / "sentiment.yaml", config)), cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "final model:" in done.stdout
+    return root / "run"
+
+
+def test_eval_prints_the_metrics_as_json_and_writes_the_report(trained: Path) -> None:
+    done = shoplm("eval", str(trained), "--split", "test", "--json", cwd=trained.parent)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout)
+    assert metrics["n"] == 60 and metrics["data"] == "test.jsonl"
+    for key in ("accuracy", "roc_auc", "f1", "precision", "recall", "pr_auc"):
+        assert 0.0 <= metrics[key] <= 1.0
+    html = (trained / "eval-test" / "eval_report.html").read_text()
+    assert html.count("<img") >= 4  # ROC, PR, confusion matrix, calibration (+ loss curves)
+    report = json.loads((trained / "eval-test" / "eval_report.json").read_text())
+    assert report["metrics"]["confusion_matrix"] and report["curves"]["roc"]
+
+
+def test_eval_on_a_named_file_matches_the_split_of_the_same_rows(trained: Path, reviews_dir: Path) -> None:
+    by_split = json.loads(shoplm("eval", str(trained), "--json", cwd=trained.parent).stdout)
+    by_file = shoplm("eval", str(trained / "final"), "--data", str(reviews_dir / "test.jsonl"), "--json",
+                     cwd=trained.parent)
+
+    assert by_file.returncode == 0, by_file.stderr[-2000:]
+    assert json.loads(by_file.stdout)["roc_auc"] == pytest.approx(by_split["roc_auc"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "no-such-run", "--json"], "no such model"),
+        (["eval", "RUN", "--data", "missing.jsonl"], "data file not found"),
+        (["eval", "RUN", "--data", "BAD"], "not JSON"),
+        (["eval", "RUN", "--data", "NOLABEL"], "no field 'label'"),
+        (["eval", "RUN", "--split", "dev"], "--split must be one of"),
+        (["publish", "NOT_A_RUN", "--as", "sentiment"], "holds no trained model"),
+    ],
+)
+def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
+    trained: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": 1}\n{not json\n')
+    (tmp_path / "nolabel.jsonl").write_text('{"text": "ok"}\n')
+    (tmp_path / "empty-dir").mkdir()
+    replace = {"RUN": str(trained), "BAD": str(tmp_path / "bad.jsonl"), "NOLABEL": str(tmp_path / "nolabel.jsonl"),
+               "NOT_A_RUN": str(tmp_path / "empty-dir")}
+
+    done = shoplm(*[replace.get(arg, arg) for arg in args], cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_published_classifier_answers_on_the_model_server_and_hot_swaps(trained: Path, tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    first = shoplm("publish", str(trained), "--as", "sentiment", "--repository", str(repository), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    card = json.loads((repository / "sentiment" / "1" / "model_card.json").read_text())
+    assert card["task"] == "classify" and card["labels"] == {"0": "negative", "1": "positive"}
+    assert len(card["data_hash"]) == 64 and card["config"]["task"] == "classify" and card["preprocessing"]
+    config = {
+        "server": {"model_repository": str(repository)},
+        "models": [{"name": "sentiment", "task": "classify", "source": "repository", "version": "latest"}],
+    }
+
+    with ServerProcess(tmp_path, config) as server:
+        client = triton_http.InferenceServerClient(server.http_address)
+        text = triton_http.InferInput("text", [2], "BYTES")
+        text.set_data_from_numpy(np.array(["质量很好，很满意".encode(), "太差了，退货".encode()], dtype=object))
+        result = client.infer("sentiment", [text])
+        probabilities = result.as_numpy("probabilities")
+        assert probabilities.shape == (2, 2)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        assert set(result.as_numpy("label").astype(str)) <= {"negative", "positive"}
+        assert result.get_response()["model_version"] == "1"
+
+        second = shoplm("publish", str(trained), "--as", "sentiment", "--repository", str(repository),
+                        "--server", server.http_url, cwd=tmp_path)
+
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert "now serves version 2" in second.stdout
+        assert client.infer("sentiment", [text]).get_response()["model_version"] == "2"

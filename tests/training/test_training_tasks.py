@@ -1,0 +1,141 @@
+"""Every training task end to end on tiny models: the run directory, the final model, chaining runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from shoplm.config import ConfigError
+from shoplm.textproc import PreprocessConfig, TextPipeline
+from shoplm.training import load_train_config, run_training
+from shoplm.training.config import TrainConfig
+from tests.training.conftest import tiny_config, write_config
+
+
+def train(tmp_path: Path, config: dict) -> Path:
+    result = run_training(load_train_config(write_config(tmp_path / "run.yaml", config)))
+    return result.run_dir
+
+
+def test_classifier_from_scratch_writes_a_complete_run_directory(tmp_path: Path, reviews_dir: Path) -> None:
+    run = train(tmp_path, tiny_config(tmp_path / "run", reviews_dir))
+
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["seed"] == 7 and len(info["data_hash"]) == 64 and info["task"] == "classify"
+    assert "commit" in info["git"] and info["train_metrics"]["train_samples_per_second"] > 0
+    resolved = TrainConfig.model_validate(yaml.safe_load((run / "resolved_config.yaml").read_text()))
+    assert resolved.training.batch_size == 8 and resolved.preprocessing.padding.max_length == 64
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert [p.name for p in sorted(run.glob("checkpoint-*"))] == ["checkpoint-3", "checkpoint-6"]
+    state = json.loads((run / "checkpoint-6" / "trainer_state.json").read_text())
+    assert any("eval_roc_auc" in entry for entry in state["log_history"])
+
+    final = run / "final"
+    model = AutoModelForSequenceClassification.from_pretrained(final)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    pipeline = TextPipeline(PreprocessConfig.load(final), AutoTokenizer.from_pretrained(final))
+    batch = pipeline.encode(["质量很好，物流很快", "太差了"])
+    assert model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.shape == (2, 2)
+    # The trained WordPiece vocabulary keeps Chinese characters, unlike MiniLM's English one.
+    assert pipeline.tokenizer is not None and pipeline.tokenizer.unk_token_id not in batch.input_ids[0].tolist()
+
+
+def test_masked_lm_pretraining_then_classifier_fine_tuning(tmp_path: Path, reviews_dir: Path) -> None:
+    mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm"))
+    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={"from_pretrained": str(mlm)})
+    del fine_tune["tokenizer"]
+    del fine_tune["preprocessing"]
+    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
+        fine_tune["model"].pop(key)
+
+    cls = train(tmp_path, fine_tune)
+
+    pretrained = AutoModelForMaskedLM.from_pretrained(mlm / "final").roberta.embeddings.word_embeddings.weight
+    tuned = AutoModelForSequenceClassification.from_pretrained(cls / "final").roberta.embeddings.word_embeddings.weight
+    # A few fine-tuning steps move the pretrained embeddings a little; a fresh start would differ entirely.
+    assert torch.allclose(tuned, pretrained, atol=0.05)
+    mlm_vocab = AutoTokenizer.from_pretrained(mlm / "final").get_vocab()
+    assert AutoTokenizer.from_pretrained(cls / "final").get_vocab() == mlm_vocab
+    assert PreprocessConfig.load(cls / "final") == PreprocessConfig.load(mlm / "final")
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_causal_lm_pretraining_with_packing(tmp_path: Path, reviews_dir: Path, architecture: str) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, task="clm", model={"architecture": architecture},
+                         data={"dir": str(reviews_dir), "pack": True})
+
+    run = train(tmp_path, config)
+
+    model = AutoModelForCausalLM.from_pretrained(run / "final")
+    tokenizer = AutoTokenizer.from_pretrained(run / "final")
+    assert model.config.model_type == architecture
+    assert tokenizer.eos_token == "</s>" and tokenizer.chat_template
+    output = model.generate(**tokenizer("质量", return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert output.shape[1] > 1
+
+
+def test_chat_fine_tuning_learns_only_the_answer(tmp_path: Path, reviews_dir: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"评价: {text}"}, {"role": "assistant", "content": answer}]}
+        for text, answer in [("很好用", "好评"), ("太差了", "差评")] * 20
+    ]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir, task="chat", model={"architecture": "llama"},
+                         data={"train": [str(data)], "validation": [str(data)]})
+    config["data"].pop("dir")
+    config["tokenizer"]["max_texts"] = 1000
+
+    run = train(tmp_path, config)
+
+    from shoplm.training.data import chat_token_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(run / "final")
+    pipeline = TextPipeline(PreprocessConfig.load(run / "final"), tokenizer)
+    ids, prompt_length = chat_token_ids(tokenizer, pipeline, rows[0]["messages"])
+    answer = tokenizer.decode(ids[prompt_length:])
+    assert answer.startswith("好评") and answer.endswith(tokenizer.eos_token)
+
+
+def test_lora_adapters_merge_into_a_plain_model(tmp_path: Path, reviews_dir: Path) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, task="clm", lora={"r": 4, "alpha": 8,
+                                                                         "target_modules": ["c_attn"]})
+
+    run = train(tmp_path, config)
+
+    model = AutoModelForCausalLM.from_pretrained(run / "final")
+    assert not any("lora" in name for name in model.state_dict())
+
+
+def test_gradient_accumulation_and_checkpointing_options_reach_the_trainer(tmp_path: Path, reviews_dir: Path) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, training={
+        "gradient_accumulation_steps": 2, "gradient_checkpointing": True, "max_steps": 2, "eval_strategy": "no",
+        "save_strategy": "no",
+    })
+
+    run = train(tmp_path, config)
+
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["train_metrics"]["train_samples_per_second"] > 0
+    assert not list(run.glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"training": {"batch_size": 0}}, "training.batch_size"),
+        ({"task": "mlm", "model": {"architecture": "gpt2"}}, "cannot do task 'mlm'"),
+        ({"typo_field": 1}, "typo_field"),
+        ({"data": {"dir": "x", "corpus": "reviews"}}, "exactly one of data.dir"),
+    ],
+)
+def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, **change)
+
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_train_config(write_config(tmp_path / "bad.yaml", config))
