@@ -31,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.readme_section import replace_section  # noqa: E402
 from shoplm.config import ModelConfig  # noqa: E402
 from shoplm.serving.loading import package_directory, plain_checkpoint, resolve_source  # noqa: E402
 from tests.helpers.server import free_port, wait_until_ready  # noqa: E402
@@ -284,20 +285,9 @@ def main() -> None:
         f"- {r['task']} at {r['concurrency']} clients: {r['metric']} {r['ratio']}x the baseline, "
         f"p50 latency {r['p50_ratio']}x" for r in report["ratios"]
     )
-    write_readme_section(args.readme, table + "\n\nshoplm / baseline:\n\n" + ratio_lines + "\n")
+    replace_section(args.readme, "serve_bench", table + "\n\nshoplm / baseline:\n\n" + ratio_lines + "\n")
     print(table)
     print(ratio_lines)
-
-
-def write_readme_section(readme: Path, body: str) -> None:
-    """Replace the generated section of benchmarks/README.md, keeping the rest."""
-    start, end = "<!-- serve_bench:start -->", "<!-- serve_bench:end -->"
-    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
-    if start not in text:
-        text += f"\n{start}\n{end}\n"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body}{end}{tail}")
 
 
 if __name__ == "__main__":

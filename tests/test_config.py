@@ -93,7 +93,7 @@ def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_every_cli_verb_has_help() -> None:
-    for verb in ([], ["serve"], ["check-config"]):
+    for verb in ([], ["serve"], ["check-config"], ["data", "prepare"], ["train"], ["eval"], ["publish"]):
         result = subprocess.run([sys.executable, "-m", "shoplm", *verb, "--help"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0

@@ -133,6 +133,11 @@ class ModelConfig(StrictModel):
         "AMX or AVX512-BF16), else float32.",
     )
     load_on_start: bool = True
+    required: bool = Field(
+        True,
+        description="False: a model with no files yet (e.g. not yet published) is skipped at start with a "
+        "warning and does not hold back readiness; load it later through /admin.",
+    )
     preprocessing: PreprocessConfig | None = Field(
         None, description="Data interface; default: the model's preprocessing.json, else defaults."
     )

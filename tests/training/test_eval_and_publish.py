@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton_http
@@ -82,17 +83,26 @@ def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
 
 def test_published_classifier_answers_on_the_model_server_and_hot_swaps(trained: Path, tmp_path: Path) -> None:
     repository = tmp_path / "models"
-    first = shoplm("publish", str(trained), "--as", "sentiment", "--repository", str(repository), cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
-    card = json.loads((repository / "sentiment" / "1" / "model_card.json").read_text())
-    assert card["task"] == "classify" and card["labels"] == {"0": "negative", "1": "positive"}
-    assert len(card["data_hash"]) == 64 and card["config"]["task"] == "classify" and card["preprocessing"]
     config = {
         "server": {"model_repository": str(repository)},
-        "models": [{"name": "sentiment", "task": "classify", "source": "repository", "version": "latest"}],
+        "models": [{"name": "sentiment", "task": "classify", "source": "repository", "version": "latest",
+                    "required": False}],
     }
 
+    # Nothing published yet: the optional model does not hold the server back.
     with ServerProcess(tmp_path, config) as server:
+        assert httpx.get(f"{server.http_url}/v2/health/ready").status_code == 200
+        assert httpx.get(f"{server.http_url}/v2/models/sentiment/ready").status_code == 503
+        assert "Traceback" not in server.log_text()
+
+        first = shoplm("publish", str(trained), "--as", "sentiment", "--repository", str(repository),
+                       "--server", server.http_url, cwd=tmp_path)
+
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert "now serves version 1" in first.stdout
+        card = json.loads((repository / "sentiment" / "1" / "model_card.json").read_text())
+        assert card["task"] == "classify" and card["labels"] == {"0": "negative", "1": "positive"}
+        assert len(card["data_hash"]) == 64 and card["config"]["task"] == "classify" and card["preprocessing"]
         client = triton_http.InferenceServerClient(server.http_address)
         text = triton_http.InferInput("text", [2], "BYTES")
         text.set_data_from_numpy(np.array(["质量很好，很满意".encode(), "太差了，退货".encode()], dtype=object))

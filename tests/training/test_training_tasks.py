@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,36 @@ def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: 
 
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_train_config(write_config(tmp_path / "bad.yaml", config))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"dir": "MISSING"}, "no train split"),
+        ({"train": ["NOCOLUMN"], "validation": ["NOCOLUMN"]}, "no column 'text'; its columns are review"),
+        ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "is not a class id 0..1"),
+        ({"train": ["CORRUPT"], "validation": ["CORRUPT"]}, "not valid JSON lines"),
+    ],
+)
+def test_bad_training_data_exits_2_naming_the_problem(
+    tmp_path: Path, reviews_dir: Path, data: dict, message: str
+) -> None:
+    files = {
+        "MISSING": tmp_path / "nowhere",
+        "NOCOLUMN": tmp_path / "nocolumn.jsonl",
+        "BADLABEL": tmp_path / "badlabel.jsonl",
+        "CORRUPT": tmp_path / "corrupt.jsonl",
+    }
+    files["NOCOLUMN"].write_text('{"review": "好", "label": 1}\n' * 4, encoding="utf-8")
+    files["BADLABEL"].write_text('{"text": "好", "label": 7}\n' * 4, encoding="utf-8")
+    files["CORRUPT"].write_text('{"text": "好", "label": 1}\n{"text": \n', encoding="utf-8")
+    resolved = {key: ([str(files[v]) for v in value] if isinstance(value, list) else str(files[value]))
+                for key, value in data.items()}
+    config = tiny_config(tmp_path / "run", reviews_dir)
+    config["data"] = resolved
+
+    done = subprocess.run([sys.executable, "-m", "shoplm", "train", str(write_config(tmp_path / "c.yaml", config))],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and "Traceback" not in done.stderr

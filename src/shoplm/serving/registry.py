@@ -24,7 +24,7 @@ from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.engine.encoder_runner import EncoderRunner
 from shoplm.serving.engine.generation import GenerationEngine
 from shoplm.serving.errors import ModelNotFoundError, ModelNotReadyError
-from shoplm.serving.loading import LoadedModel, load_model, resolve_source
+from shoplm.serving.loading import LoadedModel, ModelSourceError, load_model, resolve_source
 from shoplm.serving.metrics import ServerMetrics
 from shoplm.textproc import TextPipeline
 
@@ -114,6 +114,11 @@ class ModelRegistry:
             if entry.config.load_on_start:
                 try:
                     await self.load(entry.config.name)
+                except ModelSourceError as error:
+                    if entry.config.required:
+                        logger.error("model failed to load: %s", error, extra={"model": entry.config.name})
+                    else:
+                        logger.warning("optional model not loaded: %s", error, extra={"model": entry.config.name})
                 except Exception:
                     logger.exception("model failed to load", extra={"model": entry.config.name})
 

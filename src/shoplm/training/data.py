@@ -98,13 +98,7 @@ def read_rows(paths: list[Path], fields: list[str]) -> Dataset:
     """The rows of ``paths`` as one Dataset holding ``fields`` (text files give a ``text`` column)."""
     parts = []
     for path in paths:
-        if path.suffix == ".txt":
-            part = load_dataset("text", data_files=str(path), split="train")
-        else:
-            try:
-                part = load_dataset("json", data_files=str(path), split="train")
-            except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in several types
-                raise TrainingDataError(f"{path}: not valid JSON lines: {error}") from None
+        part = _load(path)
         missing = [field for field in fields if field not in part.column_names]
         if missing:
             raise TrainingDataError(
@@ -135,9 +129,18 @@ def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeli
 
 
 def _columns(path: Path) -> list[str]:
+    return list(_load(path).column_names)
+
+
+def _load(path: Path) -> Dataset:
+    """One file as a Dataset (Arrow, memory-mapped from the datasets cache)."""
     if path.suffix == ".txt":
-        return ["text"]
-    return list(load_dataset("json", data_files=str(path), split="train").column_names)
+        return load_dataset("text", data_files=str(path), split="train")
+    try:
+        return load_dataset("json", data_files=str(path), split="train")
+    except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in several types
+        cause = error.__cause__ or error
+        raise TrainingDataError(f"{path}: not valid JSON lines ({type(cause).__name__}: {cause})") from None
 
 
 def build_split(

@@ -119,11 +119,11 @@ def server_metadata() -> dict[str, Any]:
 
 
 def check_server_ready(registry: ModelRegistry) -> None:
-    """Return when every model marked ``load_on_start`` serves; else 503 naming the others."""
+    """Return when every required model marked ``load_on_start`` serves; else 503 naming the others."""
     waiting = [
         f"{name} ({entry.state.value})"
         for name, entry in registry.entries.items()
-        if entry.config.load_on_start and not _serving(registry, name)
+        if entry.config.load_on_start and entry.config.required and not _serving(registry, name)
     ]
     if waiting:
         raise ModelNotReadyError(f"server is not ready; models not serving: {', '.join(waiting)}")

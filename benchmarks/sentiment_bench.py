@@ -1,0 +1,129 @@
+"""The sentiment recipe against its two baselines, on the canonical test split, in one run.
+
+    .venv/bin/python benchmarks/sentiment_bench.py [--runs DIR] [--skip-training]
+
+Steps, each timed on this machine:
+1. the canonical review split (``shoplm.data.canonical_reviews_dir``);
+2. ``shoplm train configs/train/sentiment-mlm.yaml`` (masked-LM pretraining from scratch);
+3. ``shoplm train configs/train/sentiment.yaml`` (classifier fine-tuning of stage 2's model);
+4. ``shoplm eval <run> --split test --json``;
+5. the baselines: character TF-IDF + logistic regression, and SnowNLP's naive Bayes retrained
+   on the train split (``benchmarks/sentiment_baselines.py``).
+
+Targets: ROC-AUC >= 0.93 and accuracy >= 0.87 on the test split, with stages 2 and 3 within
+30 minutes of wall time. Writes ``benchmarks/results/sentiment.json`` and a table in
+``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.readme_section import replace_section  # noqa: E402
+from benchmarks.sentiment_baselines import read_jsonl, snownlp_bayes, tfidf_logreg  # noqa: E402
+from shoplm.data import DatasetCard, canonical_reviews_dir  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "sentiment.json"
+TARGETS = {"roc_auc": 0.93, "accuracy": 0.87, "train_minutes": 30.0}
+REPORTED = ("accuracy", "roc_auc", "f1", "pr_auc", "log_loss")
+
+
+def run_stage(config: Path, run_dir: Path, overrides: dict[str, Any]) -> float:
+    """Train one stage through the command line; returns its wall time in seconds."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data.update(overrides, output_dir=str(run_dir))
+    staged = run_dir.parent / f"{run_dir.name}.yaml"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "shoplm", "train", str(staged), "--overwrite"], check=True)
+    return time.perf_counter() - started
+
+
+def evaluate(run_dir: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "shoplm", "eval", str(run_dir), "--split", "test", "--json"],
+                          check=True, capture_output=True, text=True)
+    return dict(json.loads(done.stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--skip-training", action="store_true", help="Evaluate the runs already in --runs.")
+    args = parser.parse_args()
+    data_dir = canonical_reviews_dir()
+    mlm_run, cls_run = args.runs / "sentiment-mlm", args.runs / "sentiment"
+    timings: dict[str, float] = {}
+    if not args.skip_training:
+        timings["pretrain_seconds"] = run_stage(ROOT / "configs/train/sentiment-mlm.yaml", mlm_run, {})
+        timings["finetune_seconds"] = run_stage(
+            ROOT / "configs/train/sentiment.yaml", cls_run, {"model": {"from_pretrained": str(mlm_run)}}
+        )
+    ours = evaluate(cls_run)
+    train_rows, test_rows = read_jsonl(data_dir / "train.jsonl"), read_jsonl(data_dir / "test.jsonl")
+    validation_rows = read_jsonl(data_dir / "validation.jsonl")
+    baselines = {
+        "tfidf_logreg": tfidf_logreg(train_rows, test_rows, validation_rows),
+        "snownlp_bayes": snownlp_bayes(train_rows, test_rows),
+    }
+    minutes = sum(timings.values()) / 60 if timings else None
+    result = {
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "data": {"content_hash": DatasetCard.load(data_dir).content_hash, "n_train": len(train_rows),
+                 "n_test": len(test_rows)},
+        "timings": timings,
+        "train_minutes": minutes,
+        "shoplm": {key: ours.get(key) for key in REPORTED},
+        "baselines": {name: {key: value.get(key) for key in (*REPORTED, "train_seconds")}
+                      for name, value in baselines.items()},
+        "targets": TARGETS,
+        "met": {
+            "roc_auc": ours["roc_auc"] >= TARGETS["roc_auc"],
+            "accuracy": ours["accuracy"] >= TARGETS["accuracy"],
+            "train_minutes": minutes is not None and minutes <= TARGETS["train_minutes"],
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = markdown(result)
+    replace_section(ROOT / "benchmarks" / "README.md", "sentiment_bench", table)
+    print(table)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The benchmark as a Markdown table."""
+    minutes = result["train_minutes"]
+    lines = [
+        f"Canonical review split: {result['data']['n_train']} train / {result['data']['n_test']} test rows; "
+        f"{result['machine']['cpus']} CPU cores. Training wall time (both stages): "
+        + (f"{minutes:.1f} min" if minutes is not None else "not measured in this run") + ".",
+        "",
+        "| model | accuracy | ROC-AUC | F1 | PR-AUC | log loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = {"shoplm (RoBERTa from scratch: MLM, then fine-tune)": result["shoplm"], **result["baselines"]}
+    for name, metrics in rows.items():
+        cells = [f"{metrics[key]:.4f}" if metrics.get(key) is not None else "-" for key in REPORTED]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    met = result["met"]
+    lines += ["", "Targets: ROC-AUC >= 0.93 " + ("met" if met["roc_auc"] else "**not met**")
+              + ", accuracy >= 0.87 " + ("met" if met["accuracy"] else "**not met**")
+              + ", training <= 30 min " + ("met" if met["train_minutes"] else "**not met**") + "."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Training throughput of ``shoplm train`` against a plain ``transformers.Trainer`` script.
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--repeats 3]
+
+Both train the same RoBERTa classifier (same config, same initial weights, same tokenizer)
+on the same rows of the canonical review split with the same batch size, precision and
+length grouping. The plain script tokenizes with the tokenizer's own call and pads with
+``DataCollatorWithPadding``; shoplm goes through its TextPipeline and collator. Runs
+alternate (plain, shoplm, plain, ...) so that machine noise hits both; the Trainer's own
+``train_samples_per_second`` (the loop only, no setup) is compared by medians.
+
+Target: shoplm within 5% of the plain script. Writes ``benchmarks/results/train_throughput.json``
+and a table in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from datasets import load_dataset  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from benchmarks.readme_section import replace_section  # noqa: E402
+from shoplm.data import canonical_reviews_dir  # noqa: E402
+from shoplm.training import run_training  # noqa: E402
+from shoplm.training.config import TrainConfig  # noqa: E402
+from shoplm.training.trainer import TOKENIZER_DIR, training_arguments  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
+
+
+def shoplm_config(run_dir: Path, steps: int) -> TrainConfig:
+    """The benchmark's run: the sentiment classifier's shape, no evaluation or checkpoints."""
+    return TrainConfig.model_validate({
+        "task": "classify", "output_dir": str(run_dir), "seed": 1,
+        "data": {"dir": str(canonical_reviews_dir())},
+        "model": {"architecture": "roberta", "hidden_size": 256, "num_layers": 4, "num_heads": 4,
+                  "max_positions": 128},
+        "tokenizer": {"kind": "wordpiece", "vocab_size": 6000},
+        "preprocessing": {"padding": {"max_length": 128}},
+        "training": {"max_steps": steps, "batch_size": 32, "group_by_length": True, "mixed_precision": "bf16",
+                     "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1000},
+    })
+
+
+def run_shoplm(config: TrainConfig) -> float:
+    result = run_training(config, overwrite=True)
+    return float(result.metrics["train_samples_per_second"])
+
+
+def run_plain(config: TrainConfig, tokenizer_dir: Path, output_dir: Path) -> float:
+    """The same training as a Trainer script a user would write by hand."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    data = load_dataset("json", data_files=str(canonical_reviews_dir() / "train.jsonl"), split="train")
+    data = data.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=128), batched=True,
+                    remove_columns=["text"]).rename_column("label", "labels")
+    set_seed(config.seed)
+    from shoplm.training.models import build_model
+
+    model = build_model(config, tokenizer)  # the identical architecture and initial weights
+    args = training_arguments(config)
+    plain_args = TrainingArguments(
+        output_dir=str(output_dir), seed=config.seed, max_steps=config.training.max_steps,
+        per_device_train_batch_size=config.training.batch_size, learning_rate=config.training.learning_rate,
+        warmup_steps=args.warmup_steps, weight_decay=config.training.weight_decay, bf16=True, use_cpu=True,
+        train_sampling_strategy="group_by_length", dataloader_pin_memory=False, report_to="none",
+        save_strategy="no", eval_strategy="no", logging_steps=1000,
+    )
+    trainer = Trainer(model=model, args=plain_args, train_dataset=data,
+                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+    return float(trainer.train().metrics["train_samples_per_second"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(scratch) / "shoplm"
+        config = shoplm_config(run_dir, args.steps)
+        run_shoplm(config)  # warm-up; also trains the tokenizer both sides then share
+        plain, ours = [], []
+        for _ in range(args.repeats):
+            plain.append(run_plain(config, run_dir / TOKENIZER_DIR, Path(scratch) / "plain"))
+            ours.append(run_shoplm(load_train_config_from(config)))
+    result: dict[str, Any] = {
+        "cpus": os.cpu_count(), "steps": args.steps, "batch_size": 32, "repeats": args.repeats,
+        "plain_trainer_samples_per_s": plain, "shoplm_samples_per_s": ours,
+        "plain_median": statistics.median(plain), "shoplm_median": statistics.median(ours),
+    }
+    result["ratio"] = result["shoplm_median"] / result["plain_median"]
+    result["target_met"] = result["ratio"] >= 0.95
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = "\n".join([
+        f"RoBERTa 4x256 classifier, batch 32, bf16, {args.steps} steps x {args.repeats} alternating runs, "
+        f"{result['cpus']} CPU cores (Trainer's train_samples_per_second, medians).",
+        "",
+        "| runner | samples/s (median) | runs |",
+        "|---|---|---|",
+        f"| plain Trainer script | {result['plain_median']:.1f} | {', '.join(f'{v:.1f}' for v in plain)} |",
+        f"| shoplm train | {result['shoplm_median']:.1f} | {', '.join(f'{v:.1f}' for v in ours)} |",
+        "",
+        f"shoplm / plain: {result['ratio']:.3f} (target >= 0.95: {'met' if result['target_met'] else 'not met'}).",
+    ])
+    replace_section(ROOT / "benchmarks" / "README.md", "train_throughput", table)
+    print(table)
+
+
+def load_train_config_from(config: TrainConfig) -> TrainConfig:
+    """A fresh copy of the config (each run validates its own, as the command line does)."""
+    return TrainConfig.model_validate(config.model_dump(mode="json"))
+
+
+if __name__ == "__main__":
+    main()
