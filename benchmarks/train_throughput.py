@@ -40,7 +40,8 @@ from benchmarks.readme_section import replace_section  # noqa: E402
 from shoplm.data import canonical_reviews_dir  # noqa: E402
 from shoplm.training import run_training  # noqa: E402
 from shoplm.training.config import TrainConfig  # noqa: E402
-from shoplm.training.trainer import TOKENIZER_DIR, training_arguments  # noqa: E402
+from shoplm.training.run_dir import TOKENIZER_DIR  # noqa: E402
+from shoplm.training.trainer import training_arguments  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
 

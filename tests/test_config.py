@@ -19,10 +19,13 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_config_is_valid_and_declares_chat_and_embed() -> None:
+def test_shipped_config_is_valid_and_declares_the_default_models() -> None:
     config = load_serve_config(REPO / "configs" / "serve.yaml")
 
-    assert [(m.name, m.task) for m in config.models] == [("chat", "generate"), ("embed", "embed")]
+    assert [(m.name, m.task, m.required) for m in config.models] == [
+        ("chat", "generate", True), ("embed", "embed", True),
+        ("sentiment", "classify", False), ("suggest", "generate", False),
+    ]
     assert (config.server.host, config.server.port, config.server.grpc_port) == ("127.0.0.1", 8100, 8101)
 
 

@@ -174,3 +174,29 @@ def test_bad_training_data_exits_2_naming_the_problem(
 
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path: Path, reviews_dir: Path) -> None:
+    # A learning rate this small cannot change a prediction, so accuracy never improves.
+    config = tiny_config(tmp_path / "run", reviews_dir, training={
+        "max_steps": 40, "learning_rate": 1e-12, "eval_steps": 1, "save_steps": 1, "early_stopping_patience": 2,
+        "metric_for_best_model": "accuracy",
+    })
+
+    run = train(tmp_path, config)
+
+    steps = [int(p.name.split("-")[1]) for p in run.glob("checkpoint-*")]
+    assert max(steps) == 3  # the first evaluation sets the best, two more without improvement stop it
+    assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_perplexity_of_a_causal_lm_run(tmp_path: Path, reviews_dir: Path) -> None:
+    from shoplm.evaluation.evaluate import evaluate
+
+    run = train(tmp_path, tiny_config(tmp_path / "run", reviews_dir, task="clm", training={"max_steps": 4}))
+
+    outcome = evaluate(run / "final", reviews_dir / "test.jsonl")
+
+    assert outcome.kind == "language_model"
+    assert 1.0 < outcome.metrics["perplexity"] < 400 * 1.5  # near the vocabulary size after 4 steps
+    assert outcome.metrics["tokens"] > 1000

@@ -11,7 +11,7 @@ from shoplm.config import ConfigError, env_settings, load_serve_config
 from shoplm.training import run_dir as runs
 from shoplm.training.config import TrainConfig
 from shoplm.training.data import SPLIT_FILES, corpus_dir, split_file
-from shoplm.training.models import FINAL_MODEL_DIR
+from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 DEFAULT_SERVE_CONFIG = Path("configs/serve.yaml")
 

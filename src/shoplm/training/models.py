@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from shoplm.training.config import ModelSpec, TrainConfig
+from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ AUTO_CLASSES: dict[str, Any] = {
     "mlm": AutoModelForMaskedLM,
     "classify": AutoModelForSequenceClassification,
 }
-FINAL_MODEL_DIR = "final"
 
 
 class ModelSpecError(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from shoplm.training import run_dir as runs
-from shoplm.training.models import FINAL_MODEL_DIR
+from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 # The server's task for each training task.
 SERVING_TASKS = {"classify": "classify", "clm": "generate", "chat": "generate", "mlm": "fill-mask"}

@@ -3,6 +3,7 @@
     <run>/resolved_config.yaml   the validated config with every default filled in
     <run>/run_info.json          git commit, data hash, seed, processes, versions, timings
     <run>/tensorboard/           TensorBoard event files
+    <run>/tokenizer/             the tokenizer trained for a model built from scratch
     <run>/checkpoint-<step>/     resumable checkpoints (optimizer, scheduler, RNG, data position)
     <run>/final/                 the final model, its tokenizer and preprocessing.json
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +28,9 @@ from shoplm.training.config import TrainConfig
 RESOLVED_CONFIG = "resolved_config.yaml"
 RUN_INFO = "run_info.json"
 TENSORBOARD_DIR = "tensorboard"
+TOKENIZER_DIR = "tokenizer"
+FINAL_MODEL_DIR = "final"
+OWNED_DIRS = (TOKENIZER_DIR, FINAL_MODEL_DIR, TENSORBOARD_DIR)
 
 
 class RunDirectoryError(RuntimeError):
@@ -54,6 +59,10 @@ def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> N
             f"{run_dir} already holds checkpoints ({existing[-1].name}); pass --resume to continue that run "
             "or --overwrite to start again"
         )
+    if overwrite and resume is False:
+        # Only what a run writes goes; a stale tokenizer or checkpoint must not leak into the new run.
+        for path in [*existing, *(run_dir / name for name in OWNED_DIRS)]:
+            shutil.rmtree(path, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
 

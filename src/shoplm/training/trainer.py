@@ -31,7 +31,6 @@ from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
 from shoplm.training.data import build_split, resolve_files, texts_for_tokenizer
 from shoplm.training.models import (
-    FINAL_MODEL_DIR,
     apply_lora,
     build_model,
     load_pretrained_tokenizer,
@@ -40,7 +39,6 @@ from shoplm.training.models import (
 from shoplm.training.tokenizer_training import train_tokenizer
 
 logger = logging.getLogger(__name__)
-TOKENIZER_DIR = "tokenizer"
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ def make_tokenizer(
     config: TrainConfig, args: TrainingArguments, preprocessing: PreprocessConfig
 ) -> PreTrainedTokenizerBase:
     """The pretrained model's tokenizer, or one trained on the training text (once, by rank 0)."""
-    saved = config.output_dir / TOKENIZER_DIR
+    saved = config.output_dir / runs.TOKENIZER_DIR
     if config.model.from_pretrained is not None:
         return load_pretrained_tokenizer(pretrained_directory(config.model.from_pretrained))
     assert config.tokenizer is not None
@@ -191,7 +189,7 @@ def run_training(
     metrics = dict(outcome.metrics)
     if eval_set is not None and config.training.eval_strategy != "no":
         metrics.update(trainer.evaluate())
-    final_dir = run_dir / FINAL_MODEL_DIR
+    final_dir = run_dir / runs.FINAL_MODEL_DIR
     save_final(trainer, config, pipeline, final_dir)
     if trainer.is_world_process_zero():
         runs.write_finish(run_dir, metrics)
