@@ -170,7 +170,9 @@ class DistributedSpec(StrictModel):
     """Several processes: DDP by default, FSDP for models too big for one device."""
 
     backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl on GPU, gloo on CPU.")
-    fsdp: bool = Field(False, description="Shard parameters, gradients and optimizer state (full_shard).")
+    fsdp: bool = Field(
+        False, description="CUDA only: shard parameters, gradients and optimizer state across the processes."
+    )
 
 
 class TrainConfig(StrictModel):

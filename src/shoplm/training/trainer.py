@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers.integrations import TensorBoardCallback
 
+from shoplm.config import ConfigError
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
@@ -62,6 +63,8 @@ def training_arguments(config: TrainConfig) -> TrainingArguments:
     precision = spec.mixed_precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if on_gpu else "no"
+    if config.distributed.fsdp and not on_gpu:
+        raise ConfigError("distributed.fsdp shards a model across CUDA devices; on CPU, train with plain DDP")
     backend = config.distributed.backend
     if backend == "auto":
         backend = "nccl" if on_gpu else "gloo"
@@ -86,12 +89,13 @@ def training_arguments(config: TrainConfig) -> TrainingArguments:
         logging_steps=spec.logging_steps,
         load_best_model_at_end=spec.early_stopping_patience is not None,
         metric_for_best_model=spec.metric_for_best_model,
-        gradient_checkpointing=spec.gradient_checkpointing,
+        activation_checkpointing=spec.gradient_checkpointing,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not on_gpu,
         ddp_backend=backend if world_size() > 1 else None,
-        fsdp="full_shard auto_wrap" if config.distributed.fsdp else None,
+        fsdp=True if config.distributed.fsdp else None,  # type: ignore[arg-type]
+        fsdp_config={"reshard_after_forward": True} if config.distributed.fsdp else None,
         train_sampling_strategy="group_by_length" if spec.group_by_length else "random",
         dataloader_num_workers=spec.dataloader_workers,
         dataloader_pin_memory=on_gpu,
