@@ -227,13 +227,18 @@ class TextPipeline:
                     "token_ids() truncates to fit"
                 )
         width = self._padded_width(max(lengths))
-        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        left = self.config.padding.side == "left"
-        for row, (sequence, length) in enumerate(zip(sequences, lengths, strict=True)):
-            start = width - length if left else 0
-            input_ids[row, start : start + length] = torch.tensor(sequence, dtype=torch.long)
-            attention_mask[row, start : start + length] = 1
+        pad = self.pad_token_id
+        # Padded Python lists become one tensor in a single call: far cheaper than a small
+        # tensor per row, which matters on the serving event loop and in training collators.
+        rows = zip(sequences, lengths, strict=True)
+        if self.config.padding.side == "left":
+            ids = [[pad] * (width - length) + list(sequence) for sequence, length in rows]
+            mask = [[0] * (width - length) + [1] * length for length in lengths]
+        else:
+            ids = [list(sequence) + [pad] * (width - length) for sequence, length in rows]
+            mask = [[1] * length + [0] * (width - length) for length in lengths]
+        input_ids = torch.tensor(ids, dtype=torch.long)
+        attention_mask = torch.tensor(mask, dtype=torch.long)
         return EncodedBatch(
             input_ids=cast(torch.LongTensor, input_ids),
             attention_mask=cast(torch.LongTensor, attention_mask),
