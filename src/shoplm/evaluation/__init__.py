@@ -20,12 +20,10 @@ from shoplm.evaluation.metrics import (
     classification_metrics,
     curves,
     language_model_metrics,
-    mrr,
-    ndcg_at_k,
     perplexity,
-    recall_at_k,
     reliability,
 )
+from shoplm.evaluation.ranking import mrr, ndcg_at_k, recall_at_k
 from shoplm.evaluation.report import load_log_history, loss_curves, write_report
 
 __all__ = [
