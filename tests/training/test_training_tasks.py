@@ -200,3 +200,10 @@ def test_perplexity_of_a_causal_lm_run(tmp_path: Path, reviews_dir: Path) -> Non
     assert outcome.kind == "language_model"
     assert 1.0 < outcome.metrics["perplexity"] < 400 * 1.5  # near the vocabulary size after 4 steps
     assert outcome.metrics["tokens"] > 1000
+
+
+@pytest.mark.parametrize("name", ["sentiment-mlm.yaml", "sentiment.yaml", "suggest.yaml"])
+def test_shipped_training_configs_are_valid(name: str) -> None:
+    config = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "train" / name)
+
+    assert config.output_dir.is_absolute() and config.training.epochs > 0
