@@ -207,3 +207,19 @@ def test_shipped_training_configs_are_valid(name: str) -> None:
     config = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "train" / name)
 
     assert config.output_dir.is_absolute() and config.training.epochs > 0
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_causal_architectures_train_as_classifiers(tmp_path: Path, reviews_dir: Path, architecture: str) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, model={"architecture": architecture},
+                         tokenizer={"kind": "bpe"}, training={"eval_strategy": "no", "save_strategy": "no"})
+
+    run = train(tmp_path, config)
+
+    model = AutoModelForSequenceClassification.from_pretrained(run / "final")
+    tokenizer = AutoTokenizer.from_pretrained(run / "final")
+    pipeline = TextPipeline(PreprocessConfig.load(run / "final"), tokenizer)
+    batch = pipeline.encode(["质量很好", "太差了，完全不能用"])
+    # The head reads each row's last real token, found through the pad id.
+    assert model.config.pad_token_id == tokenizer.pad_token_id is not None
+    assert model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.shape == (2, 2)
