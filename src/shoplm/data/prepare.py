@@ -220,17 +220,52 @@ def canonical_reviews_dir(cache_dir: Path | None = None) -> Path:
     complete directory is reused; concurrent first uses each build privately and the first
     to finish publishes with an atomic rename.
     """
+    key = hashlib.sha256(f"v{CANONICAL_REVIEWS_VERSION} unicode {unicodedata.unidata_version}\n".encode())
+    for path in review_files():
+        key.update(hashlib.sha256(path.read_bytes()).digest())
+    return _cached_corpus(Corpus.REVIEWS, _cache_root(cache_dir) / f"reviews-{key.hexdigest()[:16]}")
+
+
+def prepared_corpus_dir(corpus: Corpus | str, cache_dir: Path | None = None) -> Path:
+    """A bundled corpus prepared with its default settings, cached like the canonical reviews.
+
+    The review corpus is the frozen canonical split; the others are keyed by shoplm's version.
+    """
+    name = Corpus(corpus)
+    if name is Corpus.REVIEWS:
+        return canonical_reviews_dir(cache_dir)
+    from shoplm import __version__
+
+    return _cached_corpus(name, _cache_root(cache_dir) / f"{name.value}-{__version__}")
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
     if cache_dir is None:
         from shoplm.config import env_settings
 
         cache_dir = env_settings().cache_dir
-    key = hashlib.sha256(f"v{CANONICAL_REVIEWS_VERSION} unicode {unicodedata.unidata_version}\n".encode())
-    for path in review_files():
-        with path.open("rb") as handle:
-            key.update(hashlib.file_digest(handle, "sha256").digest())
-    target = Path(cache_dir) / "data" / f"reviews-{key.hexdigest()[:16]}"
+    return Path(cache_dir) / "data"
+
+
+def _cached_corpus(corpus: Corpus, target: Path) -> Path:
+    """``target`` holding ``corpus`` prepared; concurrent first uses each build privately and
+    the first to finish publishes with an atomic rename."""
     if is_complete(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{corpus.value}-building-", dir=target.parent))
+    try:
+        prepare_corpus(corpus, building)
+        try:
+            os.rename(building, target)
+        except OSError:
+            if not is_complete(target):
+                # A stale incomplete directory from a killed run: replace it.
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(building, target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return target
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".reviews-building-", dir=target.parent))
     try:

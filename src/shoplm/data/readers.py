@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -121,7 +121,7 @@ def read_records(source: InputFile, text_column: str, label_column: str | None) 
                     f"{source.name}: plain text files have no columns, so --label-column cannot apply; "
                     "use CSV, JSONL or Parquet for labelled data"
                 )
-            yield from _read_text(source)
+            yield from text_line_rows(source)
     except (OSError, EOFError) as error:
         # A truncated gzip stream or a disk error: the rest of the file is unknowable.
         raise InputFileError(f"{source.name}: cannot be read: {error}") from error
@@ -150,13 +150,17 @@ def _open_text(source: InputFile, newline: str | None = None) -> IO[str]:
     return source.path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline)
 
 
-def _read_text(source: InputFile) -> Iterator[Record]:
+def text_line_rows(
+    source: InputFile, label: int | None = None, transform: Callable[[str], str] | None = None
+) -> Iterator[Record]:
+    """One row a line of a text file (``transform`` applied), all with ``label``; drops pass through."""
     for item in read_text_lines(source):
         if isinstance(item, Dropped):
             yield item
         else:
             number, line = item
-            yield RawRow(text=line, label=None, where=f"{source.name}:{number}")
+            text = transform(line) if transform is not None else line
+            yield RawRow(text=text, label=label, where=f"{source.name}:{number}")
 
 
 def _read_csv(source: InputFile, text_column: str, label_column: str | None) -> Iterator[Record]:

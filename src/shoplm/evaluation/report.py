@@ -330,12 +330,7 @@ def _roc_plot(entries: list[dict[str, Any]]) -> bytes:
     for entry in entries:
         ax.plot(entry["fpr"], entry["tpr"], label=f"{_plain(entry['name'])} (AUC {entry['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _finish_unit_axes(ax, "false positive rate", "true positive rate", "lower right")
     return _png(figure)
 
 
@@ -348,13 +343,18 @@ def _pr_plot(entries: list[dict[str, Any]]) -> bytes:
             where="post",
             label=f"{_plain(entry['name'])} (AP {entry['average_precision']:.3f})",
         )
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
+    _finish_unit_axes(ax, "recall", "precision", "lower left")
+    return _png(figure)
+
+
+def _finish_unit_axes(ax: Any, xlabel: str, ylabel: str, legend_loc: str) -> None:
+    # ROC and PR curves both live in the unit square.
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small")
-    return _png(figure)
+    ax.legend(loc=legend_loc, fontsize="small")
 
 
 def _confusion_plot(matrix: list[list[int]], names: list[str]) -> bytes:

@@ -7,8 +7,6 @@ tokenize), the same object the model server uses, so training and serving see id
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,25 +46,10 @@ class DataFiles:
 
 
 def corpus_dir(name: str) -> Path:
-    """The prepared split of a bundled corpus, prepared into the cache on first use.
+    """The prepared split of a bundled corpus (prepared into the cache on first use)."""
+    from shoplm.data import prepared_corpus_dir
 
-    The review corpus is the frozen canonical split; the others are keyed by shoplm's version.
-    """
-    from shoplm import __version__
-    from shoplm.config import env_settings
-    from shoplm.data import canonical_reviews_dir, prepare_corpus
-    from shoplm.data.prepare import is_complete
-
-    if name == "reviews":
-        return canonical_reviews_dir()
-    target = env_settings().cache_dir / "data" / f"{name}-{__version__}"
-    if not is_complete(target):
-        building = target.with_name(f".{target.name}-building-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        prepare_corpus(name, building)
-        shutil.rmtree(target, ignore_errors=True)
-        building.rename(target)
-    return target
+    return prepared_corpus_dir(name)
 
 
 def split_file(directory: Path, split: str) -> Path:
@@ -98,13 +81,7 @@ def read_rows(paths: list[Path], fields: list[str]) -> Dataset:
     """The rows of ``paths`` as one Dataset holding ``fields`` (text files give a ``text`` column)."""
     parts = []
     for path in paths:
-        part = _load(path)
-        missing = [field for field in fields if field not in part.column_names]
-        if missing:
-            raise TrainingDataError(
-                f"{path}: no column {', '.join(map(repr, missing))}; its columns are {', '.join(part.column_names)}"
-            )
-        parts.append(part.select_columns(fields))
+        parts.append(_checked_columns(path, _load(path), fields))
     if not parts:
         raise TrainingDataError("no data files given")
     return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
@@ -118,8 +95,9 @@ def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeli
     seen = 0
     for path in [*files.train, *files.extra_train]:
         field = "text" if path.suffix == ".txt" else data.text_field
-        chat = path in files.train and data.messages_field in _columns(path) and field not in _columns(path)
-        for row in read_rows([path], [data.messages_field if chat else field]):
+        rows = _load(path)
+        chat = path in files.train and data.messages_field in rows.column_names and field not in rows.column_names
+        for row in _checked_columns(path, rows, [data.messages_field if chat else field]):
             texts = [m.get("content", "") for m in row[data.messages_field]] if chat else [row[field]]
             for text in texts:
                 if seen >= limit:
@@ -128,8 +106,14 @@ def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeli
                 yield pipeline.clean(str(text or ""))
 
 
-def _columns(path: Path) -> list[str]:
-    return list(_load(path).column_names)
+def _checked_columns(path: Path, rows: Dataset, fields: list[str]) -> Dataset:
+    """``rows`` narrowed to ``fields``, or an error naming the missing ones and the columns there are."""
+    missing = [field for field in fields if field not in rows.column_names]
+    if missing:
+        raise TrainingDataError(
+            f"{path}: no column {', '.join(map(repr, missing))}; its columns are {', '.join(rows.column_names)}"
+        )
+    return rows.select_columns(fields)
 
 
 def _load(path: Path) -> Dataset:
