@@ -30,7 +30,7 @@ from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
-from shoplm.training.data import build_split, resolve_files, texts_for_tokenizer
+from shoplm.training.data import DataFiles, build_split, resolve_files, texts_for_tokenizer
 from shoplm.training.models import (
     apply_lora,
     build_model,
@@ -109,7 +109,7 @@ def training_arguments(config: TrainConfig) -> TrainingArguments:
 
 
 def make_tokenizer(
-    config: TrainConfig, args: TrainingArguments, preprocessing: PreprocessConfig
+    config: TrainConfig, args: TrainingArguments, preprocessing: PreprocessConfig, files: DataFiles
 ) -> PreTrainedTokenizerBase:
     """The pretrained model's tokenizer, or one trained on the training text (once, by rank 0)."""
     saved = config.output_dir / runs.TOKENIZER_DIR
@@ -119,7 +119,6 @@ def make_tokenizer(
     with args.main_process_first(desc="training the tokenizer"):
         if not (saved / "tokenizer.json").is_file():
             cleaner = TextPipeline(preprocessing)
-            files = resolve_files(config.data)
             texts = texts_for_tokenizer(files, config.data, cleaner, config.tokenizer.max_texts)
             tokenizer = train_tokenizer(config.tokenizer, texts, causal=config.task in ("clm", "chat"))
             tokenizer.model_max_length = config.model.max_positions
@@ -167,7 +166,7 @@ def run_training(
     with args.main_process_first(desc="preparing data"):
         files = resolve_files(config.data)
     preprocessing = run_preprocessing(config)
-    tokenizer = make_tokenizer(config, args, preprocessing)
+    tokenizer = make_tokenizer(config, args, preprocessing, files)
     pipeline = TextPipeline(preprocessing, tokenizer)
     with args.main_process_first(desc="tokenizing"):
         train_set = build_split(config, files.train, pipeline, train=True, extra=files.extra_train)
