@@ -18,6 +18,7 @@ from shoplm.textproc import PreprocessConfig
 
 Task = Literal["classify", "embed", "fill-mask", "generate"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
+Engine = Literal["transformers", "llama_cpp"]
 
 
 class ConfigError(ValueError):
@@ -132,6 +133,11 @@ class ModelConfig(StrictModel):
         description="'auto': bfloat16 where the device computes it natively (CUDA with bf16, CPUs with "
         "AMX or AVX512-BF16), else float32.",
     )
+    engine: Engine = Field(
+        "transformers",
+        description="generate: 'llama_cpp' runs a GGUF source through llama.cpp on the CPU (optional extra "
+        "shoplm[llamacpp]; dtype does not apply, the GGUF's own quantization is used).",
+    )
     load_on_start: bool = True
     required: bool = Field(
         True,
@@ -152,6 +158,15 @@ class ModelConfig(StrictModel):
         if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {value!r}")
+
+    @model_validator(mode="after")
+    def _engine_fits(self) -> ModelConfig:
+        if self.engine == "llama_cpp":
+            if self.task != "generate":
+                raise ValueError(f"engine 'llama_cpp' serves task 'generate', not {self.task!r}")
+            if self.device.startswith("cuda"):
+                raise ValueError("engine 'llama_cpp' runs on the CPU; set device: cpu")
+        return self
 
 
 class AuthConfig(StrictModel):

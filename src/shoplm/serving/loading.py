@@ -187,7 +187,7 @@ def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:
         raise ModelSourceError(f"cannot load {config.task} model from {directory}: {error}") from error
     model.to(device)
     model.eval()
-    preprocessing = _fit_to_model(config.preprocessing or _saved_preprocessing(directory), model, tokenizer)
+    preprocessing = _fit_to_model(config.preprocessing or saved_preprocessing(directory), model, tokenizer)
     parameter_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     card = read_card(source.directory)
     return LoadedModel(model, tokenizer, preprocessing, source, device, parameter_bytes, card)
@@ -199,7 +199,7 @@ def _fit_to_model(
     """Cap the hard token maximum at what the model's positions and its tokenizer allow."""
     positions = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
     # RoBERTa-style models number positions from padding_idx + 1, losing that many slots.
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+    if getattr(model.config, "model_type", "") in ("roberta", "roberta-prelayernorm", "xlm-roberta", "camembert"):
         positions -= int(model.config.pad_token_id or 0) + 1
     positions = min(positions, int(min(tokenizer.model_max_length, 1 << 30)))
     if preprocessing.padding.max_length <= positions:
@@ -216,7 +216,8 @@ def _fit_to_model(
     return preprocessing.model_copy(update={"padding": padding})
 
 
-def _saved_preprocessing(directory: Path) -> PreprocessConfig:
+def saved_preprocessing(directory: Path) -> PreprocessConfig:
+    """The preprocessing.json saved with a model, else the defaults."""
     if (directory / "preprocessing.json").is_file():
         return PreprocessConfig.load(directory)
     return PreprocessConfig()

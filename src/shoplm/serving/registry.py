@@ -23,6 +23,7 @@ from shoplm.serving.engine.batching import BatchEngine
 from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.engine.encoder_runner import EncoderRunner
 from shoplm.serving.engine.generation import GenerationEngine
+from shoplm.serving.engine.llama_cpp_runtime import LlamaCppModel, load_llama_cpp
 from shoplm.serving.errors import ModelNotFoundError, ModelNotReadyError
 from shoplm.serving.loading import LoadedModel, ModelSourceError, load_model, resolve_source
 from shoplm.serving.metrics import ServerMetrics
@@ -49,7 +50,7 @@ class ModelHandle:
 
     config: ModelConfig
     version: str
-    loaded: LoadedModel
+    loaded: LoadedModel | LlamaCppModel
     pipeline: TextPipeline
     engine: BatchEngine | GenerationEngine
     runner: EncoderRunner | None
@@ -61,6 +62,8 @@ class ModelHandle:
 
     def close(self) -> None:
         self.engine.close(drain=True)
+        if isinstance(self.loaded, LlamaCppModel):
+            self.loaded.runtime.close()  # llama.cpp's memory is not the garbage collector's
 
 
 @dataclass
@@ -196,19 +199,25 @@ class ModelRegistry:
 
     def _build(self, config: ModelConfig, version: str | None, path: Path | None) -> ModelHandle:
         source = resolve_source(config, self.config.server.model_repository, version, path)
-        loaded = load_model(config, source)
+        loaded: LoadedModel | LlamaCppModel
+        loaded = load_llama_cpp(config, source) if config.engine == "llama_cpp" else load_model(config, source)
         pipeline = TextPipeline(loaded.preprocessing, loaded.tokenizer)
         engine: BatchEngine | GenerationEngine
         runner: EncoderRunner | None = None
         # Warm-ups run on the compute thread: the only thread that runs torch kernels for long.
         if config.task == "generate":
-            if config.warmup:
-                self.compute.call(lambda: _warm_up_causal_lm(loaded))
             engine = GenerationEngine(
                 model=config.name, version=source.version, loaded=loaded,
                 batching=config.batching, metrics=self.metrics, compute=self.compute,
             )
+            if config.warmup:
+                try:
+                    self.compute.call(engine.decoder.warm_up)
+                except BaseException:
+                    engine.close(drain=False)
+                    raise
         else:
+            assert isinstance(loaded, LoadedModel)
             runner = EncoderRunner(loaded, config)
             if config.warmup:
                 warm_batch = pipeline.encode(["warm up"])
@@ -261,12 +270,6 @@ def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | 
         future.set_exception(error)
     else:
         future.set_result(result)  # type: ignore[arg-type]
-
-
-@torch.inference_mode()
-def _warm_up_causal_lm(loaded: LoadedModel) -> None:
-    ids = loaded.tokenizer("warm up", return_tensors="pt")["input_ids"].to(loaded.device)
-    loaded.model(input_ids=ids)
 
 
 def _return_freed_heap_to_os() -> None:

@@ -16,14 +16,14 @@ from shoplm.config import ConfigError, StrictModel, format_validation_error
 from shoplm.textproc import PreprocessConfig
 
 TrainTask = Literal["clm", "mlm", "classify", "chat"]
-Architecture = Literal["gpt2", "llama", "roberta", "bert"]
+Architecture = Literal["gpt2", "llama", "roberta", "roberta-prelayernorm", "bert"]
 
 # Which architectures each task can build from scratch.
 TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "clm": ("gpt2", "llama"),
     "chat": ("gpt2", "llama"),
-    "mlm": ("roberta", "bert"),
-    "classify": ("roberta", "bert", "gpt2", "llama"),
+    "mlm": ("roberta", "roberta-prelayernorm", "bert"),
+    "classify": ("roberta", "roberta-prelayernorm", "bert", "gpt2", "llama"),
 }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
@@ -18,9 +20,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     RobertaConfig,
+    RobertaPreLayerNormConfig,
 )
 
 from shoplm.training.config import ModelSpec, TrainConfig
+from shoplm.training.masked_lm import with_masked_positions_loss
 from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
@@ -80,17 +84,30 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     spec = config.model
     auto_class = AUTO_CLASSES[config.task]
     labels = _label_kwargs(spec) if config.task == "classify" else {}
-    if spec.from_pretrained is not None:
-        directory = pretrained_directory(spec.from_pretrained)
-        model = auto_class.from_pretrained(directory, **labels)
+    model: PreTrainedModel
+    if config.task == "mlm":
+        model = _masked_lm(spec, tokenizer)
+    elif spec.from_pretrained is not None:
+        model = auto_class.from_pretrained(pretrained_directory(spec.from_pretrained), **labels)
     else:
         model = auto_class.from_config(_scratch_config(spec, tokenizer, **labels))
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         # Sequence classification on GPT-2/Llama finds each row's last token through the pad id.
         model.config.pad_token_id = tokenizer.pad_token_id
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+    embeddings = cast(torch.nn.Embedding, model.get_input_embeddings())
+    if len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     return model
+
+
+def _masked_lm(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The architecture's masked-LM model, computing its training loss at the masked positions only."""
+    if spec.from_pretrained is not None:
+        directory = pretrained_directory(spec.from_pretrained)
+        model_config = AutoConfig.from_pretrained(directory)
+        return with_masked_positions_loss(model_config).from_pretrained(directory, config=model_config)
+    model_config = _scratch_config(spec, tokenizer)
+    return with_masked_positions_loss(model_config)._from_config(model_config)
 
 
 def _label_kwargs(spec: ModelSpec) -> dict[str, Any]:
@@ -128,10 +145,13 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
         "intermediate_size": intermediate, "hidden_dropout_prob": spec.dropout,
         "attention_probs_dropout_prob": spec.dropout, **ids, **extra,
     }
-    if spec.architecture == "roberta":
+    if spec.architecture in ("roberta", "roberta-prelayernorm"):
         # RoBERTa numbers positions from pad_token_id + 1, so it needs that many more slots.
         positions = spec.max_positions + int(tokenizer.pad_token_id or 0) + 1
-        return RobertaConfig(max_position_embeddings=positions, type_vocab_size=1, **encoder)
+        # The pre-LayerNorm variant normalises each block's input rather than its output, which
+        # keeps the gradients of a model trained from scratch in range at higher learning rates.
+        config_class = RobertaConfig if spec.architecture == "roberta" else RobertaPreLayerNormConfig
+        return config_class(max_position_embeddings=positions, type_vocab_size=1, **encoder)
     return BertConfig(max_position_embeddings=spec.max_positions, **encoder)
 
 

@@ -8,22 +8,20 @@ join the running batch) or one decode step for every running sequence. Finished 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 
 import torch
-from transformers import DynamicCache
 
 from shoplm.config import BatchingConfig
-from shoplm.serving.engine import kv_cache
 from shoplm.serving.engine.compute import ComputeLoop
+from shoplm.serving.engine.decoding import Decoder, TransformersDecoder
 from shoplm.serving.engine.lifecycle import QueuedEngine
+from shoplm.serving.engine.llama_cpp_runtime import LlamaCppDecoder, LlamaCppModel
 from shoplm.serving.engine.sampling import SamplerState, SamplingParams, choose_tokens, make_generator
 from shoplm.serving.loading import LoadedModel
 from shoplm.serving.metrics import ServerMetrics
@@ -71,28 +69,18 @@ class GenerationEngine(QueuedEngine):
         *,
         model: str,
         version: str,
-        loaded: LoadedModel,
+        loaded: LoadedModel | LlamaCppModel,
         batching: BatchingConfig,
         metrics: ServerMetrics,
         compute: ComputeLoop | None = None,
     ) -> None:
         super().__init__(model=model, version=version, batching=batching, metrics=metrics, compute=compute)
         self.loaded = loaded
-        tokenizer = loaded.tokenizer
-        eos = loaded.model.generation_config.eos_token_id
-        eos_ids = eos if isinstance(eos, list) else [eos]
-        self.eos_ids = {int(i) for i in [*eos_ids, tokenizer.eos_token_id] if i is not None}
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
-        self.max_positions = int(getattr(loaded.model.config, "max_position_embeddings", 0) or 1 << 30)
-        forward = inspect.signature(loaded.model.forward).parameters
-        self._logits_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
-        # transformers 5 renamed past_key_values to cache; older checkpoints' code keeps the old name.
-        self._cache_argument = "cache" if "cache" in forward else "past_key_values"
+        self.decoder = make_decoder(loaded, batching)
+        self.eos_ids = self.decoder.eos_ids
+        self.max_positions = self.decoder.max_positions
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []
-        self._cache: DynamicCache | None = None
-        self._mask: torch.Tensor | None = None
-        self._last_tokens = torch.empty(0, dtype=torch.long)
         self._step_seconds = 0.05
         self._join_compute()
 
@@ -103,7 +91,7 @@ class GenerationEngine(QueuedEngine):
         """
         sequence = _Sequence(
             prompt_ids=list(prompt_ids),
-            sampler=SamplerState(params, make_generator(params.seed, self.loaded.device)),
+            sampler=SamplerState(params, make_generator(params.seed, self.decoder.device)),
             loop=asyncio.get_running_loop(),
             events=asyncio.Queue(),
         )
@@ -159,7 +147,8 @@ class GenerationEngine(QueuedEngine):
             logger.exception("generation step failed", extra={"model": self.model})
             for sequence in [*self._running, *joining]:
                 sequence.send(error)
-            self._running, self._cache, self._mask = [], None, None
+            self._running = []
+            self.decoder.reset()
         with self._lock:
             self._mark_drained_if_idle()
 
@@ -167,7 +156,7 @@ class GenerationEngine(QueuedEngine):
         """Decide this step: the waiting sequences to prefill now (maybe none)."""
         with self._lock:
             joining: list[_Sequence] = []
-            can_join = self._cache is None or kv_cache.supports_row_surgery(self._cache)
+            can_join = self.decoder.can_join()
             longest = 0
             while self._waiting and can_join and len(self._running) + len(joining) < self.batching.max_num_seqs:
                 candidate = self._waiting[0]
@@ -189,10 +178,11 @@ class GenerationEngine(QueuedEngine):
             for sequence in joining:
                 self._metrics.queue_time.labels(*labels).observe(started - sequence.enqueued_at)
                 self._metrics.prompt_tokens.labels(*labels).inc(len(sequence.prompt_ids))
-            logits = self._prefill(joining)
+            logits = self.decoder.prefill([sequence.prompt_ids for sequence in joining])
             rows = joining
         elif self._running:
-            logits = self._decode()
+            # Every running sequence has generated a token: one that ends it (EOS) finishes it.
+            logits = self.decoder.decode([sequence.generated[-1] for sequence in self._running])
             rows = self._running
         else:
             return
@@ -206,53 +196,8 @@ class GenerationEngine(QueuedEngine):
             self._advance(sequence, token, now)
         if joining:
             self._running.extend(joining)
-        self._last_tokens = torch.tensor(
-            [s.generated[-1] if s.generated else self.pad_id for s in self._running],
-            device=self.loaded.device,
-        )
         self._drop_finished()
         self._metrics.running_sequences.labels(self.model).set(len(self._running))
-
-    def _prefill(self, joining: list[_Sequence]) -> torch.Tensor:
-        device = self.loaded.device
-        width = max(len(s.prompt_ids) for s in joining)
-        input_ids = torch.full((len(joining), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(joining), width), dtype=torch.long)
-        for row, sequence in enumerate(joining):
-            length = len(sequence.prompt_ids)
-            input_ids[row, width - length :] = torch.tensor(sequence.prompt_ids)
-            mask[row, width - length :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        cache = DynamicCache(config=self.loaded.model.config)
-        output = self.loaded.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-            use_cache=True,
-            **{self._cache_argument: cache},
-            **self._logits_kwargs,
-        )
-        cache = _returned_cache(output)
-        if self._cache is None or self._mask is None:
-            self._cache, self._mask = cache, mask
-        else:
-            self._cache, self._mask = kv_cache.merge(self._cache, self._mask, cache, mask)
-        return output.logits[:, -1, :]
-
-    def _decode(self) -> torch.Tensor:
-        assert self._mask is not None and self._cache is not None
-        ones = torch.ones((self._mask.shape[0], 1), dtype=self._mask.dtype, device=self._mask.device)
-        self._mask = torch.cat([self._mask, ones], dim=1)
-        output = self.loaded.model(
-            input_ids=self._last_tokens.unsqueeze(1),
-            attention_mask=self._mask,
-            position_ids=self._mask.sum(dim=-1, keepdim=True) - 1,
-            use_cache=True,
-            **{self._cache_argument: self._cache},
-            **self._logits_kwargs,
-        )
-        self._cache = _returned_cache(output)
-        return output.logits[:, -1, :]
 
     def _advance(self, sequence: _Sequence, token: int, now: float) -> None:
         """Record ``token`` for ``sequence``, decide whether it is finished, send its event."""
@@ -312,16 +257,11 @@ class GenerationEngine(QueuedEngine):
         if len(keep) == len(self._running):
             return
         self._running = [self._running[row] for row in keep]
-        if not keep:
-            self._cache, self._mask = None, None
-            return
-        assert self._cache is not None and self._mask is not None
-        self._mask = kv_cache.keep_rows(self._cache, self._mask, keep)
-        self._last_tokens = self._last_tokens.index_select(0, torch.tensor(keep, device=self._last_tokens.device))
+        self.decoder.keep(keep)
 
 
-def _returned_cache(output: object) -> DynamicCache:
-    cache = getattr(output, "cache", None)
-    if cache is None:
-        cache = getattr(output, "past_key_values", None)
-    return cast(DynamicCache, cache)
+def make_decoder(loaded: LoadedModel | LlamaCppModel, batching: BatchingConfig) -> Decoder:
+    """The runtime a model was loaded into: transformers, or llama.cpp for ``engine: llama_cpp``."""
+    if isinstance(loaded, LlamaCppModel):
+        return LlamaCppDecoder(loaded, batching)
+    return TransformersDecoder(loaded)
