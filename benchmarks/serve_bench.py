@@ -53,7 +53,7 @@ CHAT_PROMPTS = [
     "Describe a comfortable office chair.",
 ]
 CHAT_TOKENS = 64
-CHAT_TASKS = ("chat", "chat-fp32")
+CHAT_TASKS = ("chat", "chat-fp32", "chat-llamacpp")
 CHAT_TOKENIZER: Any = None  # set once the chat checkpoint is known
 
 
@@ -180,6 +180,12 @@ def shoplm_config(models: dict[str, str], tasks: list[str], repository: Path) ->
         "chat-fp32": {"name": "chat-fp32", "task": "generate", "source": models["chat"], "dtype": "float32",
                       "preprocessing": {"normalize": {"collapse_whitespace": False}},
                       "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
+        # The same GGUF through llama.cpp (optional extra shoplm[llamacpp]), on its quantized weights.
+        "chat-llamacpp": {"name": "chat-llamacpp", "task": "generate", "source": "package:smollm2",
+                          "engine": "llama_cpp",
+                          "preprocessing": {"normalize": {"collapse_whitespace": False}},
+                          "limits": {"max_input_tokens": 512, "max_new_tokens": 256},
+                          "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
     }
     return {"server": {"model_repository": str(repository), "grpc_port": 0, "log_level": "warning"},
             "models": [entries[task] for task in tasks]}
@@ -236,8 +242,9 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="embed,classify,chat,chat-fp32",
-                        help="chat runs SmolLM2 with dtype auto (bfloat16 on CPUs with AMX), chat-fp32 in float32")
+    parser.add_argument("--tasks", default="embed,classify,chat,chat-fp32,chat-llamacpp",
+                        help="chat runs SmolLM2 with dtype auto (bfloat16 on CPUs with AMX), chat-fp32 in float32, "
+                        "chat-llamacpp through llama.cpp (needs shoplm[llamacpp])")
     parser.add_argument("--levels", default="1,4,16,32")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per task, level and server")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
@@ -260,7 +267,7 @@ def main() -> None:
                 wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", process, timeout_s=600)
                 for task in tasks:
                     if kind == "baseline" and task not in models:
-                        continue  # chat-fp32 is a second shoplm configuration of the chat model
+                        continue  # chat-fp32 and chat-llamacpp are other shoplm configurations of chat
                     for level in levels:
                         measured = asyncio.run(run_level(f"http://127.0.0.1:{port}", kind, task, level, args.duration))
                         rows.append(measured.summary())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from tests.helpers.server import ServerProcess
 pytestmark = pytest.mark.real_models
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,11 @@ def real_server(tmp_path_factory: pytest.TempPathFactory):
     # The shipped chat model ("auto": bfloat16 on CPUs with AMX) plus a float32 twin, whose
     # memory glibc hands back to the OS in full when it is unloaded.
     config["models"].append({**chat, "name": "chat-fp32", "dtype": "float32"})
+    if HAS_LLAMA_CPP:
+        config["models"].append({
+            **chat, "name": "chat-llamacpp", "engine": "llama_cpp",
+            "limits": {"max_input_tokens": 512, "max_new_tokens": 64}, "batching": {"max_num_seqs": 4},
+        })
     with ServerProcess(workdir, config) as server:
         yield server
 
@@ -55,6 +63,35 @@ def test_smollm2_streams_tokens_as_they_are_decoded(real_server: ServerProcess) 
 
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(content_chunks) >= 10  # one event per decoded token, not one blob at the end
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="the optional extra shoplm[llamacpp] is not installed")
+def test_the_llama_cpp_engine_streams_concurrent_chats_like_lone_ones(real_server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=f"{real_server.http_url}/v1", api_key="x", max_retries=0)
+    questions = ["Name three colours.", "What is a good running shoe?", "Say hello.", "Describe green tea."]
+
+    def ask(question: str, stream: bool) -> str:
+        messages = [{"role": "user", "content": question}]
+        if not stream:
+            answer = client.chat.completions.create(
+                model="chat-llamacpp", messages=messages, max_tokens=16, temperature=0)
+            return str(answer.choices[0].message.content)
+        chunks = client.chat.completions.create(
+            model="chat-llamacpp", messages=messages, max_tokens=16, temperature=0, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    alone = [ask(question, stream=False) for question in questions]
+    with ThreadPoolExecutor(len(questions)) as pool:
+        together = list(pool.map(lambda question: ask(question, stream=True), questions))
+
+    assert all(alone) and together == alone
+    models = httpx.get(f"{real_server.http_url}/admin/models").json()
+    entry = next(m for m in models["models"] if m["name"] == "chat-llamacpp")
+    assert entry["state"] == "ready" and entry["memory_bytes"] > 50_000_000  # the GGUF's weights
+    # Unloading frees llama.cpp's model and context; a reload answers the same.
+    httpx.post(f"{real_server.http_url}/admin/models/chat-llamacpp/unload", timeout=60).raise_for_status()
+    httpx.post(f"{real_server.http_url}/admin/models/chat-llamacpp/load", timeout=300).raise_for_status()
+    assert ask(questions[0], stream=False) == alone[0]
 
 
 def test_minilm_embeddings_rank_related_products_closer(real_server: ServerProcess) -> None:

@@ -66,6 +66,39 @@ def test_masked_lm_pretraining_then_classifier_fine_tuning(tmp_path: Path, revie
     assert PreprocessConfig.load(cls / "final") == PreprocessConfig.load(mlm / "final")
 
 
+def test_pre_ln_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, reviews_dir: Path) -> None:
+    from shoplm.config import ModelConfig
+    from shoplm.modeling import NgramBagForSequenceClassification
+    from shoplm.serving.loading import load_model, resolve_source
+
+    mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm",
+                                      model={"architecture": "roberta-prelayernorm"}))
+    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={
+        "from_pretrained": str(mlm), "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0}})
+    del fine_tune["tokenizer"]
+    del fine_tune["preprocessing"]
+    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
+        fine_tune["model"].pop(key)
+
+    cls = train(tmp_path, fine_tune)
+
+    model = AutoModelForSequenceClassification.from_pretrained(cls / "final").eval()
+    assert isinstance(model, NgramBagForSequenceClassification)
+    assert model.backbone.config.model_type == "roberta-prelayernorm" and model.config.ngram_orders == [1, 2]
+    assert model.ngram_weights.weight.abs().sum() > 0  # the bag learned
+    pretrained = AutoModelForMaskedLM.from_pretrained(mlm / "final").roberta_prelayernorm.embeddings.word_embeddings
+    tuned = model.backbone.roberta_prelayernorm.embeddings.word_embeddings
+    assert torch.allclose(tuned.weight, pretrained.weight, atol=0.05)
+    # The server loads it as a classifier like any other and gets the same logits.
+    config = ModelConfig(name="s", task="classify", source=str(cls / "final"))
+    served = load_model(config, resolve_source(config, tmp_path))
+    batch = TextPipeline(served.preprocessing, served.tokenizer).encode(["质量很好，物流很快", "太差了"])
+    with torch.no_grad():
+        direct = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        assert torch.allclose(served.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
+                              direct)
+
+
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_causal_lm_pretraining_with_packing(tmp_path: Path, reviews_dir: Path, architecture: str) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, task="clm", model={"architecture": architecture},
@@ -134,6 +167,8 @@ def test_gradient_accumulation_and_checkpointing_options_reach_the_trainer(tmp_p
         ({"task": "mlm", "model": {"architecture": "gpt2"}}, "cannot do task 'mlm'"),
         ({"typo_field": 1}, "typo_field"),
         ({"data": {"dir": "x", "corpus": "reviews"}}, "exactly one of data.dir"),
+        ({"task": "mlm", "model": {"ngram_bag": {}}}, "model.ngram_bag is for task 'classify'"),
+        ({"model": {"ngram_bag": {"orders": [2, 2]}}}, "model.ngram_bag"),
     ],
 )
 def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
 from shoplm.evaluation.metrics import classification_metrics, language_model_metrics
 from shoplm.textproc import PreprocessConfig, TextPipeline
 

@@ -28,6 +28,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
 from shoplm.config import ModelConfig, env_settings
 from shoplm.textproc import PreprocessConfig
 

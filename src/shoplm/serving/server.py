@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from types import FrameType
 
@@ -120,5 +120,18 @@ async def watch_config(state: ServerState) -> None:
 
 
 def run(config: ServeConfig, config_path: Path | None = None) -> None:
-    """Blocking entry point used by ``shoplm serve``."""
-    asyncio.run(serve(config, config_path))
+    """Blocking entry point used by ``shoplm serve``.
+
+    The event loop is uvloop's (installed with uvicorn[standard]): per request it spends a
+    fraction of the standard loop's CPU, which on a small machine is CPU the models get back.
+    """
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(config, config_path))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # a platform without uvloop: the standard loop
+        return None
+    return uvloop.new_event_loop

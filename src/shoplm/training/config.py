@@ -61,6 +61,22 @@ class DataConfig(StrictModel):
         return self
 
 
+class NgramBagSpec(StrictModel):
+    """classify: a hashed n-gram bag whose per-label weights are added to the model's logits."""
+
+    orders: list[int] = Field(default_factory=lambda: [1, 2, 3], description="n-gram lengths, in tokens.")
+    buckets: int = Field(1 << 20, ge=16, description="Size of the hashed weight table.")
+    lr_scale: float = Field(
+        100.0, gt=0, description="The bag learns this many times faster than the rest of the model."
+    )
+
+    @model_validator(mode="after")
+    def _orders(self) -> NgramBagSpec:
+        if not self.orders or any(order < 1 for order in self.orders) or len(set(self.orders)) != len(self.orders):
+            raise ValueError("orders must be distinct lengths of at least 1")
+        return self
+
+
 class ModelSpec(StrictModel):
     """The network: a pretrained checkpoint to start from, or an architecture built from scratch."""
 
@@ -79,6 +95,9 @@ class ModelSpec(StrictModel):
     dropout: float = Field(0.1, ge=0, lt=1)
     label_names: list[str] = Field(
         default_factory=lambda: ["negative", "positive"], description="classify: one name per label id."
+    )
+    ngram_bag: NgramBagSpec | None = Field(
+        None, description="classify: add a hashed n-gram bag to the logits (wide and deep)."
     )
 
     @model_validator(mode="after")
@@ -204,6 +223,8 @@ class TrainConfig(StrictModel):
                 )
             if self.tokenizer is None:
                 raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
+        if spec.ngram_bag is not None and self.task != "classify":
+            raise ValueError(f"model.ngram_bag is for task 'classify', not {self.task!r}")
         if self.preprocessing.padding.max_length > spec.max_positions and spec.architecture is not None:
             raise ValueError(
                 f"preprocessing.padding.max_length ({self.preprocessing.padding.max_length}) exceeds "

@@ -1,0 +1,106 @@
+"""shoplm's own model parts: the n-gram bag classifier and the sparse masked-LM loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForMaskedLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaPreLayerNormConfig,
+    RobertaPreLayerNormForMaskedLM,
+)
+
+from shoplm.modeling import NgramBagForSequenceClassification
+from shoplm.training.masked_lm import with_masked_positions_loss
+
+SMALL = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "intermediate_size": 64, "max_position_embeddings": 40, "pad_token_id": 1}
+LABELS = {"num_labels": 2, "id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+
+
+def bag_model(seed: int = 0) -> NgramBagForSequenceClassification:
+    torch.manual_seed(seed)
+    backbone = AutoModelForSequenceClassification.from_config(RobertaPreLayerNormConfig(**SMALL, **LABELS))
+    return NgramBagForSequenceClassification.wrapping(backbone, ngram_buckets=4096).eval()
+
+
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(3, 100, (3, 10), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[0, 7:] = 0
+    return ids, mask
+
+
+def test_an_empty_bag_leaves_the_backbone_logits_alone_and_learns_from_the_loss() -> None:
+    model = bag_model()
+    ids, mask = batch()
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids, attention_mask=mask).logits,
+                              model.backbone(input_ids=ids, attention_mask=mask).logits.float())
+    model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert model.ngram_weights.weight.grad is not None and model.ngram_weights.weight.grad.abs().sum() > 0
+
+
+def test_the_bag_ignores_padding_and_counts_only_ngrams_inside_the_text() -> None:
+    model = bag_model()
+    with torch.no_grad():
+        model.ngram_weights.weight.normal_()
+    ids, mask = batch()
+    padded_ids = torch.cat([ids, torch.full((3, 5), 1)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros((3, 5), dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        plain = model.ngram_logits(ids, mask)
+        padded = model.ngram_logits(padded_ids, padded_mask)
+        alone = model.ngram_logits(ids[:1, :7], mask[:1, :7])
+    assert torch.allclose(plain, padded, atol=1e-5)
+    assert torch.allclose(plain[:1], alone, atol=1e-5)  # row 0's masked tail contributes nothing
+    assert not torch.allclose(plain[1], plain[2])
+
+
+def test_a_saved_bag_classifier_loads_through_the_auto_class(tmp_path: Path) -> None:
+    model = bag_model()
+    with torch.no_grad():
+        model.ngram_weights.weight.normal_()
+    ids, mask = batch()
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).logits
+    model.save_pretrained(tmp_path)
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+
+    assert isinstance(loaded, NgramBagForSequenceClassification)
+    assert loaded.config.id2label == {0: "negative", 1: "positive"}
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids, attention_mask=mask).logits, before, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("config_class", "model_class"),
+    [(RobertaConfig, RobertaForMaskedLM), (RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM),
+     (BertConfig, BertForMaskedLM)],
+)
+def test_the_masked_positions_loss_equals_the_stock_loss(config_class, model_class) -> None:
+    config = config_class(**SMALL)
+    torch.manual_seed(0)
+    stock = model_class(config).eval()
+    sparse = with_masked_positions_loss(config)(config).eval()
+    sparse.load_state_dict(stock.state_dict())
+    ids, _ = batch()
+    labels = torch.full_like(ids, -100)
+    labels[:, ::3] = ids[:, ::3]
+
+    with torch.no_grad():
+        expected = stock(input_ids=ids, labels=labels).loss
+        mean = sparse(input_ids=ids, labels=labels).loss
+        # With the Trainer's count of labelled tokens over a global batch twice this size.
+        global_mean = sparse(input_ids=ids, labels=labels, num_items_in_batch=torch.tensor(24)).loss
+
+    assert type(sparse).__name__ == model_class.__name__  # saved configs name the stock class
+    assert torch.allclose(mean, expected, atol=1e-6)
+    assert torch.allclose(global_mean * 2, expected, atol=1e-6)
