@@ -44,7 +44,9 @@ REPORTED = ("accuracy", "roc_auc", "f1", "pr_auc", "log_loss")
 def run_stage(config: Path, run_dir: Path, overrides: dict[str, Any]) -> float:
     """Train one stage through the command line; returns its wall time in seconds."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data.update(overrides, output_dir=str(run_dir))
+    for key, value in overrides.items():  # a section override changes only the fields it names
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data["output_dir"] = str(run_dir)
     staged = run_dir.parent / f"{run_dir.name}.yaml"
     staged.parent.mkdir(parents=True, exist_ok=True)
     staged.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")

@@ -43,6 +43,7 @@ JSON_CASES = [
     (CHAT, {"model": "embed", "messages": USER}, 400, ["embed", "generate"]),
     (CHAT, {"messages": USER}, 400, ["model", "Field required"]),
     (COMPLETIONS, {"model": "gen", "prompt": ""}, 400, ["prompt", "empty"]),
+    (COMPLETIONS, {"model": "gen", "prompt": "\u200b\u200b"}, 400, ["prompt", "no tokens"]),  # zero-width only
     (COMPLETIONS, {"model": "gen", "prompt": "shoes " * 400}, 400, ["prompt", "max_input_tokens=128"]),
     (COMPLETIONS, {"model": "gen", "prompt": ["a", "b"]}, 400, ["prompt", "one prompt"]),
     (COMPLETIONS, {"model": "gen", "prompt": "x", "echo": True}, 400, ["echo"]),

@@ -138,6 +138,8 @@ class NgramBagForSequenceClassification(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("num_items_in_batch", None)
         output = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        # One loss on the sum: the two parts learn what the other misses (training each part as a
+        # classifier of its own and averaging them scored lower on the review validation split).
         logits = output.logits.float() + self.ngram_logits(input_ids, attention_mask)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

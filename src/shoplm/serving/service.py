@@ -143,6 +143,8 @@ class InferenceService:
         self, handle: ModelHandle, prompt_ids: list[int], params: dict[str, Any], param: str
     ) -> GenerationRequest:
         limits = handle.config.limits
+        if not prompt_ids:
+            raise InvalidRequestError(f"'{param}' has no tokens left after preprocessing", param=param)
         if len(prompt_ids) > limits.max_input_tokens:
             raise InvalidRequestError(
                 f"'{param}' is {len(prompt_ids)} tokens; the limit is max_input_tokens={limits.max_input_tokens}",
