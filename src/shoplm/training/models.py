@@ -95,14 +95,15 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         # Sequence classification on GPT-2/Llama finds each row's last token through the pad id.
         model.config.pad_token_id = tokenizer.pad_token_id
-    bag = spec.ngram_bag
-    if config.task == "classify" and bag is not None and not isinstance(model, NgramBagForSequenceClassification):
-        model = NgramBagForSequenceClassification.wrapping(
-            model, ngram_orders=bag.orders, ngram_buckets=bag.buckets, ngram_lr_scale=bag.lr_scale
-        )
     embeddings = cast(torch.nn.Embedding, model.get_input_embeddings())
     if len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
+    bag = spec.ngram_bag
+    if config.task == "classify" and bag is not None and not isinstance(model, NgramBagForSequenceClassification):
+        # Wrapped after any resize, so the backbone's own config keeps its vocabulary size.
+        model = NgramBagForSequenceClassification.wrapping(
+            model, ngram_orders=bag.orders, ngram_buckets=bag.buckets, ngram_lr_scale=bag.lr_scale
+        )
     return model
 
 
