@@ -34,7 +34,8 @@ def real_server(tmp_path_factory: pytest.TempPathFactory):
     if HAS_LLAMA_CPP:
         config["models"].append({
             **chat, "name": "chat-llamacpp", "engine": "llama_cpp",
-            "limits": {"max_input_tokens": 512, "max_new_tokens": 64}, "batching": {"max_num_seqs": 4},
+            "limits": {"max_input_tokens": 512, "max_new_tokens": 64, "default_max_new_tokens": 32},
+            "batching": {"max_num_seqs": 4},
         })
     with ServerProcess(workdir, config) as server:
         yield server
