@@ -266,17 +266,3 @@ def _cached_corpus(corpus: Corpus, target: Path) -> Path:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".reviews-building-", dir=target.parent))
-    try:
-        prepare_corpus(Corpus.REVIEWS, building)
-        try:
-            os.rename(building, target)
-        except OSError:
-            if not is_complete(target):
-                # A stale incomplete directory from a killed run: replace it.
-                shutil.rmtree(target, ignore_errors=True)
-                os.rename(building, target)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return target

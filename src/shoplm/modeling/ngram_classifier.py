@@ -87,10 +87,7 @@ class NgramBagForSequenceClassification(PreTrainedModel):
     @classmethod
     def wrapping(cls, backbone: PreTrainedModel, **settings: Any) -> NgramBagForSequenceClassification:
         """A new n-gram bag (all zeros) beside an existing, e.g. freshly pretrained, backbone."""
-        config = NgramBagConfig(backbone=backbone.config, **settings)
-        model = cls(config, backbone=backbone)
-        nn.init.zeros_(model.ngram_weights.weight)
-        return model
+        return cls(NgramBagConfig(backbone=backbone.config, **settings), backbone=backbone)
 
     def _init_weights(self, module: nn.Module) -> None:
         if module is getattr(self, "ngram_weights", None):

@@ -15,6 +15,7 @@ from typing import Any
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
+from shoplm.data import prepared_corpus_dir
 from shoplm.textproc import TextPipeline
 from shoplm.training.config import DataConfig, TrainConfig
 
@@ -45,13 +46,6 @@ class DataFiles:
         return digest.hexdigest()
 
 
-def corpus_dir(name: str) -> Path:
-    """The prepared split of a bundled corpus (prepared into the cache on first use)."""
-    from shoplm.data import prepared_corpus_dir
-
-    return prepared_corpus_dir(name)
-
-
 def split_file(directory: Path, split: str) -> Path:
     """``<directory>/<split>.jsonl``, or an error naming it."""
     path = directory / SPLIT_FILES[split]
@@ -65,10 +59,10 @@ def resolve_files(data: DataConfig) -> DataFiles:
     if data.train:
         train, validation = list(data.train), list(data.validation)
     else:
-        directory = data.dir if data.dir is not None else corpus_dir(str(data.corpus))
+        directory = data.dir if data.dir is not None else prepared_corpus_dir(str(data.corpus))
         train = [split_file(directory, "train")]
         validation = list(data.validation) or [split_file(directory, "validation")]
-    extra = list(data.extra_train) + [split_file(corpus_dir(name), "train") for name in data.extra_corpora]
+    extra = list(data.extra_train) + [split_file(prepared_corpus_dir(name), "train") for name in data.extra_corpora]
     for path in [*train, *validation, *extra]:
         if not path.is_file():
             raise TrainingDataError(f"data file not found: {path}")

@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 
 from shoplm.config import ConfigError, env_settings, load_serve_config
+from shoplm.data import prepared_corpus_dir
 from shoplm.training import run_dir as runs
 from shoplm.training.config import TrainConfig
-from shoplm.training.data import SPLIT_FILES, corpus_dir, split_file
+from shoplm.training.data import SPLIT_FILES, split_file
 from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 DEFAULT_SERVE_CONFIG = Path("configs/serve.yaml")
@@ -75,7 +76,7 @@ def run_split(run: Path, split: str) -> Path:
     if config.data.dir is not None:
         return split_file(config.data.dir, split)
     if config.data.corpus is not None:
-        return split_file(corpus_dir(config.data.corpus), split)
+        return split_file(prepared_corpus_dir(config.data.corpus), split)
     if split == "validation" and config.data.validation:
         return config.data.validation[0]
     raise ConfigError(f"the run trained on explicit files, so it has no {split!r} split; pass --data FILE.jsonl")

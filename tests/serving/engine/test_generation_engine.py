@@ -53,22 +53,44 @@ async def collect(engine: GenerationEngine, prompt_ids: list[int], params: Sampl
     return tokens, text, finish
 
 
+def run_alone_then_busy(engine: GenerationEngine, prompts: list[list[int]], params: SamplingParams, spacing: float):
+    """Each prompt alone, then all with staggered arrivals (later ones join while earlier ones
+    decode); closes the engine. Returns (alone, busy) lists of (tokens, text, finish)."""
+
+    async def run():
+        alone = [await collect(engine, ids, params) for ids in prompts]
+        busy = await asyncio.gather(*(collect(engine, ids, params, delay=spacing * i) for i, ids in enumerate(prompts)))
+        return alone, busy
+
+    try:
+        return asyncio.run(run())
+    finally:
+        engine.close()
+
+
+def leave_after_first_token_then_generate(engine: GenerationEngine, ids: list[int]):
+    """A client that disconnects after its first token, then a 3-token request on the freed slot;
+    closes the engine. Returns the second request's (tokens, text, finish)."""
+
+    async def run():
+        stream = engine.generate(ids, SamplingParams(max_new_tokens=400, ignore_eos=True))
+        await anext(stream)
+        await stream.aclose()  # the client disconnects after the first token
+        return await asyncio.wait_for(collect(engine, ids, SamplingParams(max_new_tokens=3, ignore_eos=True)), 60)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        engine.close()
+
+
 def test_greedy_output_is_identical_alone_and_in_a_busy_batch(loaded) -> None:
     engine = make_engine(loaded, max_num_seqs=8)
     prompts = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS]
     expected = [reference(loaded, ids, 20) for ids in prompts]
     greedy = SamplingParams(max_new_tokens=20, temperature=0)
 
-    async def run():
-        alone = [await collect(engine, ids, greedy) for ids in prompts]
-        # Staggered arrivals: later prompts join while earlier ones are decoding.
-        busy = await asyncio.gather(*(collect(engine, ids, greedy, delay=0.002 * i) for i, ids in enumerate(prompts)))
-        return alone, busy
-
-    try:
-        alone, busy = asyncio.run(run())
-    finally:
-        engine.close()
+    alone, busy = run_alone_then_busy(engine, prompts, greedy, spacing=0.002)
 
     assert [tokens for tokens, _, _ in alone] == expected
     assert [tokens for tokens, _, _ in busy] == expected
@@ -91,18 +113,8 @@ def test_finish_reason_length_and_token_count(loaded) -> None:
 def test_a_client_that_leaves_frees_its_slot(loaded) -> None:
     engine = make_engine(loaded, max_num_seqs=1)
     ids = loaded.tokenizer("red")["input_ids"]
-    endless = SamplingParams(max_new_tokens=200, ignore_eos=True)
 
-    async def run():
-        stream = engine.generate(ids, endless)
-        await anext(stream)
-        await stream.aclose()  # the client disconnects after the first token
-        return await asyncio.wait_for(collect(engine, ids, SamplingParams(max_new_tokens=3, ignore_eos=True)), 60)
-
-    try:
-        tokens, _, finish = asyncio.run(run())
-    finally:
-        engine.close()
+    tokens, _, finish = leave_after_first_token_then_generate(engine, ids)
 
     assert (len(tokens), finish) == (3, "length")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from shoplm.serving.engine.generation import GenerationEngine
 from shoplm.serving.engine.llama_cpp_runtime import load_llama_cpp
 from shoplm.serving.engine.sampling import SamplingParams
 from shoplm.serving.loading import ModelSourceError, resolve_source
-from tests.serving.engine.test_generation_engine import collect
+from tests.serving.engine.test_generation_engine import leave_after_first_token_then_generate, run_alone_then_busy
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the optional extra shoplm[llamacpp] is not installed")
 
@@ -79,16 +78,7 @@ def test_greedy_output_matches_llama_cpp_alone_and_in_a_busy_batch(loaded) -> No
     engine = make_engine(loaded)
     greedy = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0)
 
-    async def run():
-        alone = [await collect(engine, ids, greedy) for ids in prompts]
-        # Staggered arrivals: later prompts are prefilled while earlier ones decode.
-        busy = await asyncio.gather(*(collect(engine, ids, greedy, delay=0.01 * i) for i, ids in enumerate(prompts)))
-        return alone, busy
-
-    try:
-        alone, busy = asyncio.run(run())
-    finally:
-        engine.close()
+    alone, busy = run_alone_then_busy(engine, prompts, greedy, spacing=0.01)
 
     assert all(expected), "the reference generated nothing"
     assert [tokens for tokens, _, _ in alone] == expected
@@ -99,18 +89,8 @@ def test_greedy_output_matches_llama_cpp_alone_and_in_a_busy_batch(loaded) -> No
 def test_a_client_that_leaves_frees_its_sequence(loaded) -> None:
     engine = make_engine(loaded, max_num_seqs=1)
     ids = prompt_ids(loaded, "Tell me a long story.")
-    endless = SamplingParams(max_new_tokens=400, ignore_eos=True)
 
-    async def run():
-        stream = engine.generate(ids, endless)
-        await anext(stream)
-        await stream.aclose()  # the client disconnects after the first token
-        return await asyncio.wait_for(collect(engine, ids, SamplingParams(max_new_tokens=3, ignore_eos=True)), 60)
-
-    try:
-        tokens, _, finish = asyncio.run(run())
-    finally:
-        engine.close()
+    tokens, _, finish = leave_after_first_token_then_generate(engine, ids)
 
     assert (len(tokens), finish) == (3, "length")
     assert engine.decoder.can_join()  # the sequence id went back to the free list

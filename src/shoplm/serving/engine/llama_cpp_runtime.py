@@ -13,7 +13,6 @@ The package is an optional extra: ``pip install 'shoplm[llamacpp]'``.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import weakref
@@ -143,9 +142,8 @@ class _Runtime:
                 raise RuntimeError(f"llama_decode failed with status {status} on {len(chunk)} tokens")
             for index, entry in enumerate(chunk):
                 if entry[3]:
-                    pointer = self.api.llama_get_logits_ith(self.context, index)
-                    values = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)),
-                                                   shape=(self.vocab_size,))
+                    pointer = self.api.llama_get_logits_ith(self.context, index)  # float*, valid until the next call
+                    values = np.ctypeslib.as_array(pointer, shape=(self.vocab_size,))
                     rows.append(torch.from_numpy(values.copy()))
         return rows
 
