@@ -58,9 +58,17 @@ def create_app(embed_dir: str | None, classify_dir: str | None, chat_dir: str | 
         body = await request.json()
         texts = body["inputs"][0]["data"]
         results = await asyncio.to_thread(classify, texts)
+        assert classifier is not None
+        order = classifier.model.config.label2id
         labels = [max(r, key=lambda item: item["score"])["label"] for r in results]
-        return {"model_name": name, "outputs": [{"name": "label", "datatype": "BYTES", "shape": [len(labels)],
-                                                 "data": labels}]}
+        probabilities = [0.0] * (len(results) * len(order))
+        for row, scores in enumerate(results):
+            for item in scores:
+                probabilities[row * len(order) + order[item["label"]]] = item["score"]
+        return {"model_name": name, "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [len(results), len(order)], "data": probabilities},
+            {"name": "label", "datatype": "BYTES", "shape": [len(labels)], "data": labels},
+        ]}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> StreamingResponse:

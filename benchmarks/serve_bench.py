@@ -54,6 +54,9 @@ CHAT_PROMPTS = [
 ]
 CHAT_TOKENS = 64
 CHAT_TASKS = ("chat", "chat-fp32", "chat-llamacpp")
+# Each task the load generator knows, and the configurations of it measured against its baseline.
+BASE_TASK = {"embed": "embed", "embed-fp32": "embed", "classify": "classify", "classify-fp32": "classify",
+             "chat": "chat", "chat-fp32": "chat", "chat-llamacpp": "chat"}
 CHAT_TOKENIZER: Any = None  # set once the chat checkpoint is known
 
 
@@ -89,14 +92,14 @@ class Measurement:
 
 async def one_request(session: aiohttp.ClientSession, task: str, index: int, result: Measurement) -> None:
     started = time.perf_counter()
-    if task == "embed":
-        body: dict[str, Any] = {"model": "embed", "input": TEXTS[index % len(TEXTS)]}
+    if BASE_TASK[task] == "embed":
+        body: dict[str, Any] = {"model": task, "input": TEXTS[index % len(TEXTS)]}
         async with session.post("/v1/embeddings", json=body) as response:
             await response.read()
             ok = response.status == 200
-    elif task == "classify":
+    elif BASE_TASK[task] == "classify":
         body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXTS[index % len(TEXTS)]]}]}
-        async with session.post("/v2/models/classify/infer", json=body) as response:
+        async with session.post(f"/v2/models/{task}/infer", json=body) as response:
             await response.read()
             ok = response.status == 200
     else:
@@ -168,12 +171,58 @@ def prepare_models(workdir: Path) -> dict[str, str]:
     return {"embed": str(embed_dir), "classify": str(classify_dir), "chat": str(chat_dir)}
 
 
+async def outputs_for_texts(url: str, task: str) -> list[list[float]]:
+    """The server's embedding vectors (embed) or label probabilities (classify) for ``TEXTS``."""
+    async with aiohttp.ClientSession(url) as session:
+        if BASE_TASK[task] == "embed":
+            async with session.post("/v1/embeddings", json={"model": task, "input": TEXTS}) as response:
+                return [item["embedding"] for item in (await response.json())["data"]]
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(TEXTS)], "data": TEXTS}]}
+        async with session.post(f"/v2/models/{task}/infer", json=body) as response:
+            outputs = {output["name"]: output for output in (await response.json())["outputs"]}
+    flat, width = outputs["probabilities"]["data"], outputs["probabilities"]["shape"][1]
+    return [flat[i : i + width] for i in range(0, len(flat), width)]
+
+
+def fidelity(outputs: dict[tuple[str, str], list[list[float]]]) -> list[dict[str, Any]]:
+    """How far each shoplm configuration's outputs are from the baseline's, and from shoplm's own
+    float32 run, on the same texts. Against the baseline, shoplm's text normalization (NFKC turns
+    full-width punctuation into ASCII) changes some inputs; against float32 only the dtype differs."""
+    import numpy as np
+
+    def compare(task: str, ours: list[list[float]], theirs: list[list[float]]) -> dict[str, Any]:
+        a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        if BASE_TASK[task] == "embed":
+            cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+            return {"min_cosine": round(float(cosine.min()), 6)}
+        return {"max_abs_probability_diff": round(float(np.abs(a - b).max()), 6),
+                "same_labels": bool((a.argmax(1) == b.argmax(1)).all())}
+
+    report = []
+    for (server, task), ours in outputs.items():
+        if server != "shoplm":
+            continue
+        entry: dict[str, Any] = {"task": task}
+        if ("baseline", BASE_TASK[task]) in outputs:
+            entry["vs_baseline"] = compare(task, ours, outputs[("baseline", BASE_TASK[task])])
+        if not task.endswith("-fp32") and ("shoplm", f"{task}-fp32") in outputs:
+            entry["vs_float32"] = compare(task, ours, outputs[("shoplm", f"{task}-fp32")])
+        report.append(entry)
+    return report
+
+
 def shoplm_config(models: dict[str, str], tasks: list[str], repository: Path) -> dict[str, Any]:
+    encoder_batching = {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}
     entries = {
-        "embed": {"name": "embed", "task": "embed", "source": models["embed"],
-                  "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
-        "classify": {"name": "classify", "task": "classify", "source": models["classify"],
-                     "batching": {"max_batch_size": 32, "max_queue_delay_ms": 2, "max_queue_size": 1024}},
+        # dtype auto: bfloat16 on CPUs with AVX512-BF16 or AMX (fidelity() reports the difference).
+        "embed": {"name": "embed", "task": "embed", "source": models["embed"], "dtype": "auto",
+                  "batching": encoder_batching},
+        "embed-fp32": {"name": "embed-fp32", "task": "embed", "source": models["embed"], "dtype": "float32",
+                       "batching": encoder_batching},
+        "classify": {"name": "classify", "task": "classify", "source": models["classify"], "dtype": "auto",
+                     "batching": encoder_batching},
+        "classify-fp32": {"name": "classify-fp32", "task": "classify", "source": models["classify"],
+                          "dtype": "float32", "batching": encoder_batching},
         "chat": {"name": "chat", "task": "generate", "source": models["chat"], "dtype": "auto",
                  "preprocessing": {"normalize": {"collapse_whitespace": False}},
                  "batching": {"max_num_seqs": 32, "max_queue_size": 256}},
@@ -228,7 +277,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key = {(r["task"], r["concurrency"], r["server"]): r for r in rows}
     out = []
     for (task, level, server), ours in by_key.items():
-        base = by_key.get(("chat" if task in CHAT_TASKS else task, level, "baseline"))
+        base = by_key.get((BASE_TASK[task], level, "baseline"))
         if server != "shoplm" or base is None:
             continue
         metric = "tokens_per_s" if task in CHAT_TASKS else "req_per_s"
@@ -242,9 +291,10 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="embed,classify,chat,chat-fp32,chat-llamacpp",
-                        help="chat runs SmolLM2 with dtype auto (bfloat16 on CPUs with AMX), chat-fp32 in float32, "
-                        "chat-llamacpp through llama.cpp (needs shoplm[llamacpp])")
+    parser.add_argument("--tasks", default=",".join(BASE_TASK),
+                        help="embed, classify and chat run with dtype auto (bfloat16 on CPUs with AVX512-BF16 or "
+                        "AMX), the -fp32 variants in float32, chat-llamacpp through llama.cpp (needs "
+                        "shoplm[llamacpp])")
     parser.add_argument("--levels", default="1,4,16,32")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per task, level and server")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve.json")
@@ -253,6 +303,7 @@ def main() -> None:
     tasks = args.tasks.split(",")
     levels = [int(level) for level in args.levels.split(",")]
     rows: list[dict[str, Any]] = []
+    outputs: dict[tuple[str, str], list[list[float]]] = {}
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
         models = prepare_models(workdir)
@@ -267,7 +318,9 @@ def main() -> None:
                 wait_until_ready(f"http://127.0.0.1:{port}/v2/health/ready", process, timeout_s=600)
                 for task in tasks:
                     if kind == "baseline" and task not in models:
-                        continue  # chat-fp32 and chat-llamacpp are other shoplm configurations of chat
+                        continue  # the -fp32 and -llamacpp variants are other shoplm configurations
+                    if BASE_TASK[task] != "chat":
+                        outputs[(kind, task)] = asyncio.run(outputs_for_texts(f"http://127.0.0.1:{port}", task))
                     for level in levels:
                         measured = asyncio.run(run_level(f"http://127.0.0.1:{port}", kind, task, level, args.duration))
                         rows.append(measured.summary())
@@ -281,9 +334,9 @@ def main() -> None:
 
     from shoplm.serving.loading import pick_dtype
 
-    chat_dtype = str(pick_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    auto_dtype = str(pick_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
     report = {"cpu_cores": cores, "duration_s": args.duration, "chat_max_tokens": CHAT_TOKENS,
-              "chat_dtype_auto_resolved_to": chat_dtype,
+              "dtype_auto_resolved_to": auto_dtype, "fidelity": fidelity(outputs),
               "results": rows, "ratios": ratios(rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -292,9 +345,18 @@ def main() -> None:
         f"- {r['task']} at {r['concurrency']} clients: {r['metric']} {r['ratio']}x the baseline, "
         f"p50 latency {r['p50_ratio']}x" for r in report["ratios"]
     )
-    replace_section(args.readme, "serve_bench", table + "\n\nshoplm / baseline:\n\n" + ratio_lines + "\n")
+    fidelity_lines = "\n".join(
+        f"- {f['task']}: " + "; ".join(
+            f"{against.replace('_', ' ')}: " + ", ".join(f"{key} {value}" for key, value in values.items())
+            for against, values in f.items() if against != "task")
+        for f in report["fidelity"]
+    )
+    replace_section(args.readme, "serve_bench", table + "\n\nshoplm / baseline:\n\n" + ratio_lines
+                    + f"\n\nOutputs against the baseline's on the same texts (dtype auto = {auto_dtype}):\n\n"
+                    + fidelity_lines + "\n")
     print(table)
     print(ratio_lines)
+    print(fidelity_lines)
 
 
 if __name__ == "__main__":
