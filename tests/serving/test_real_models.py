@@ -28,9 +28,11 @@ def real_server(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("real")
     config["server"]["model_repository"] = str(workdir / "repo")
     chat = next(model for model in config["models"] if model["name"] == "chat")
-    # The shipped chat model ("auto": bfloat16 on CPUs with AMX) plus a float32 twin, whose
-    # memory glibc hands back to the OS in full when it is unloaded.
+    # The shipped chat and embed models ("auto": bfloat16 on CPUs with AVX512-BF16 or AMX) plus
+    # float32 twins: the chat twin's memory glibc hands back to the OS in full when it is unloaded.
     config["models"].append({**chat, "name": "chat-fp32", "dtype": "float32"})
+    embed = next(model for model in config["models"] if model["name"] == "embed")
+    config["models"].append({**embed, "name": "embed-fp32", "dtype": "float32"})
     if HAS_LLAMA_CPP:
         config["models"].append({
             **chat, "name": "chat-llamacpp", "engine": "llama_cpp",
@@ -105,6 +107,18 @@ def test_minilm_embeddings_rank_related_products_closer(real_server: ServerProce
     assert vectors.shape == (3, 384)
     related, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert related > unrelated + 0.2
+
+
+def test_shipped_embeddings_stay_close_to_float32(real_server: ServerProcess) -> None:
+    texts = ["red running shoes", "这个手机很好用，物流也很快", "stainless steel water bottle, 750 ml"]
+
+    def vectors(model: str) -> np.ndarray:
+        body = httpx.post(f"{real_server.http_url}/v1/embeddings", json={"model": model, "input": texts}).json()
+        return np.array([item["embedding"] for item in body["data"]])
+
+    shipped, reference = vectors("embed"), vectors("embed-fp32")
+    assert shipped.shape == reference.shape == (3, 384)
+    assert ((shipped * reference).sum(axis=1) > 0.999).all()  # unit vectors: the dot is the cosine
 
 
 def test_grpc_embeddings_equal_http_embeddings(real_server: ServerProcess) -> None:
