@@ -4,8 +4,9 @@ Both servers run the same models (all-MiniLM-L6-v2 for ``embed``, MiniLM with a 
 classification head for ``classify``, SmolLM2-135M-Instruct for ``chat``), one server at a
 time, and receive the same requests from the same load generator at each concurrency level.
 Reported per task, level and server: req/s, tokens/s (chat), p50/p95/p99 latency and time to
-first token (chat, streamed). Results go to ``benchmarks/results/serve.json`` and a Markdown
-table in ``benchmarks/README.md``.
+first token (chat, streamed); for embed and classify also how far shoplm's outputs are from
+the baseline's and from its own float32 run on the same texts. Results go to
+``benchmarks/results/serve.json`` and a Markdown table in ``benchmarks/README.md``.
 
     .venv/bin/python benchmarks/serve_bench.py                    # everything (about 15 min)
     .venv/bin/python benchmarks/serve_bench.py --tasks embed --levels 1,32 --duration 10
