@@ -63,6 +63,28 @@ def test_the_bag_ignores_padding_and_counts_only_ngrams_inside_the_text() -> Non
     assert not torch.allclose(plain[1], plain[2])
 
 
+def test_a_row_longer_than_the_backbone_positions_gives_it_head_and_tail_and_the_bag_everything() -> None:
+    model = bag_model()
+    with torch.no_grad():
+        model.ngram_weights.weight.normal_()
+    limit = SMALL["max_position_embeddings"] - SMALL["pad_token_id"] - 1  # RoBERTa's usable positions
+    ids = torch.randint(3, 100, (2, limit + 12), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[1, 10:] = 0  # a short, right-padded row
+    head = limit // 2
+    with torch.no_grad():
+        view_ids, view_mask = model.backbone_view(ids, mask)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        expected = model.backbone(input_ids=view_ids, attention_mask=view_mask).logits.float()
+        expected += model.ngram_logits(ids, mask)
+    assert view_ids.shape == (2, limit)
+    assert torch.equal(view_ids[0], torch.cat([ids[0, :head], ids[0, -(limit - head):]]))
+    assert torch.equal(view_ids[1, :10], ids[1, :10]) and view_mask[1].sum() == 10
+    assert torch.allclose(logits, expected, atol=1e-5)
+    # The bag counts n-grams of the whole row, beyond what the backbone sees.
+    assert not torch.allclose(model.ngram_logits(ids, mask)[0], model.ngram_logits(view_ids, view_mask)[0])
+
+
 def test_a_saved_bag_classifier_loads_through_the_auto_class(tmp_path: Path) -> None:
     model = bag_model()
     with torch.no_grad():

@@ -51,7 +51,9 @@ def test_masked_lm_pretraining_then_classifier_fine_tuning(tmp_path: Path, revie
     mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm"))
     fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={"from_pretrained": str(mlm)})
     del fine_tune["tokenizer"]
-    del fine_tune["preprocessing"]
+    # Longer than the backbone's 64 positions: the bag reads it all, the backbone head and tail.
+    fine_tune["preprocessing"] = {"truncate": {"unit": "tokens", "strategy": "head_tail"},
+                                  "padding": {"max_length": 160}}
     for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
         fine_tune["model"].pop(key)
 
@@ -76,7 +78,9 @@ def test_pre_ln_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, re
     fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={
         "from_pretrained": str(mlm), "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0}})
     del fine_tune["tokenizer"]
-    del fine_tune["preprocessing"]
+    # Longer than the backbone's 64 positions: the bag reads it all, the backbone head and tail.
+    fine_tune["preprocessing"] = {"truncate": {"unit": "tokens", "strategy": "head_tail"},
+                                  "padding": {"max_length": 160}}
     for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
         fine_tune["model"].pop(key)
 
@@ -92,7 +96,10 @@ def test_pre_ln_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, re
     # The server loads it as a classifier like any other and gets the same logits.
     config = ModelConfig(name="s", task="classify", source=str(cls / "final"))
     served = load_model(config, resolve_source(config, tmp_path))
-    batch = TextPipeline(served.preprocessing, served.tokenizer).encode(["质量很好，物流很快", "太差了"])
+    assert served.preprocessing.padding.max_length == 160
+    long_review = "物流很快，包装完好，" * 12 + "就是颜色和图片不一样，有点失望。"
+    batch = TextPipeline(served.preprocessing, served.tokenizer).encode(["质量很好，物流很快", long_review, "太差了"])
+    assert batch.input_ids.shape[1] > 64
     with torch.no_grad():
         direct = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         assert torch.allclose(served.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,

@@ -32,6 +32,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from shoplm.modeling.positions import usable_positions
+
 MODEL_TYPE = "shoplm-ngram-classifier"
 _HASH_MULTIPLIER = 1_000_003  # a prime: consecutive ids spread over the buckets
 
@@ -48,6 +50,7 @@ class NgramBagConfig(PretrainedConfig):
         ngram_orders: list[int] | None = None,
         ngram_buckets: int = 1 << 20,
         ngram_lr_scale: float = 100.0,
+        backbone_head_fraction: float = 0.5,
         **kwargs: Any,
     ) -> None:
         if isinstance(backbone, dict):
@@ -56,6 +59,7 @@ class NgramBagConfig(PretrainedConfig):
         self.ngram_orders = list(ngram_orders or [1, 2, 3])
         self.ngram_buckets = ngram_buckets
         self.ngram_lr_scale = ngram_lr_scale
+        self.backbone_head_fraction = backbone_head_fraction
         if backbone is not None:
             for key in ("num_labels", "id2label", "label2id", "pad_token_id"):
                 kwargs.setdefault(key, getattr(backbone, key))
@@ -124,6 +128,24 @@ class NgramBagForSequenceClassification(PreTrainedModel):
         # backbone's, which a linear model over sparse counts needs.
         return config.ngram_lr_scale * total / count.clamp(min=1).sqrt().unsqueeze(-1)
 
+    def backbone_view(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs cut to what the backbone's positions take: each longer row keeps its head and
+        its tail (``backbone_head_fraction`` of the limit from the start, the rest from the end).
+
+        The bag reads the whole text, so a review longer than the backbone's positions still counts
+        every n-gram. Rows are right-padded (the pipeline's default for classifiers).
+        """
+        limit = usable_positions(self.backbone.config)
+        if limit is None or input_ids.shape[1] <= limit:
+            return input_ids, attention_mask
+        lengths = attention_mask.sum(dim=1, keepdim=True)
+        head = max(1, int(limit * self.config.backbone_head_fraction))
+        index = torch.arange(limit, device=input_ids.device).expand(input_ids.shape[0], limit)
+        index = torch.where(index < head, index, index + (lengths - limit).clamp(min=0))
+        return input_ids.gather(1, index), attention_mask.gather(1, index)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -134,7 +156,8 @@ class NgramBagForSequenceClassification(PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         kwargs.pop("num_items_in_batch", None)
-        output = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        backbone_ids, backbone_mask = self.backbone_view(input_ids, attention_mask)
+        output = self.backbone(input_ids=backbone_ids, attention_mask=backbone_mask, **kwargs)
         # One loss on the sum: the two parts learn what the other misses (training each part as a
         # classifier of its own and averaging them scored lower on the review validation split).
         logits = output.logits.float() + self.ngram_logits(input_ids, attention_mask)

@@ -30,6 +30,7 @@ from transformers import (
 
 import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
 from shoplm.config import ModelConfig, env_settings
+from shoplm.modeling.positions import usable_positions
 from shoplm.textproc import PreprocessConfig
 
 logger = logging.getLogger(__name__)
@@ -198,11 +199,7 @@ def _fit_to_model(
     preprocessing: PreprocessConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> PreprocessConfig:
     """Cap the hard token maximum at what the model's positions and its tokenizer allow."""
-    positions = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
-    # RoBERTa-style models number positions from padding_idx + 1, losing that many slots.
-    if getattr(model.config, "model_type", "") in ("roberta", "roberta-prelayernorm", "xlm-roberta", "camembert"):
-        positions -= int(model.config.pad_token_id or 0) + 1
-    positions = min(positions, int(min(tokenizer.model_max_length, 1 << 30)))
+    positions = min(usable_positions(model.config) or 1 << 30, int(min(tokenizer.model_max_length, 1 << 30)))
     if preprocessing.padding.max_length <= positions:
         return preprocessing
     old = preprocessing.padding

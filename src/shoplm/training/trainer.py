@@ -167,6 +167,10 @@ def run_training(
         files = resolve_files(config.data)
     preprocessing = run_preprocessing(config)
     tokenizer = make_tokenizer(config, args, preprocessing, files)
+    if config.model.ngram_bag is not None:
+        # The n-gram bag reads texts longer than the backbone's positions (which then sees their
+        # head and tail), so the saved tokenizer must allow the preprocessing's length.
+        tokenizer.model_max_length = max(tokenizer.model_max_length, preprocessing.padding.max_length)
     pipeline = TextPipeline(preprocessing, tokenizer)
     with args.main_process_first(desc="tokenizing"):
         train_set = build_split(config, files.train, pipeline, train=True, extra=files.extra_train)
