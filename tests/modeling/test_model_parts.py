@@ -68,18 +68,23 @@ def test_a_row_longer_than_the_backbone_positions_gives_it_head_and_tail_and_the
     with torch.no_grad():
         model.ngram_weights.weight.normal_()
     limit = SMALL["max_position_embeddings"] - SMALL["pad_token_id"] - 1  # RoBERTa's usable positions
-    ids = torch.randint(3, 100, (2, limit + 12), generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(3, 100, (4, limit + 12), generator=torch.Generator().manual_seed(2))
     mask = torch.ones_like(ids)
     mask[1, 10:] = 0  # a short, right-padded row
+    mask[2, :-10] = 0  # a short, left-padded row
+    mask[3, :5] = 0  # a long, left-padded row
     head = limit // 2
     with torch.no_grad():
         view_ids, view_mask = model.backbone_view(ids, mask)
         logits = model(input_ids=ids, attention_mask=mask).logits
         expected = model.backbone(input_ids=view_ids, attention_mask=view_mask).logits.float()
         expected += model.ngram_logits(ids, mask)
-    assert view_ids.shape == (2, limit)
+    assert view_ids.shape == (4, limit)
     assert torch.equal(view_ids[0], torch.cat([ids[0, :head], ids[0, -(limit - head):]]))
     assert torch.equal(view_ids[1, :10], ids[1, :10]) and view_mask[1].sum() == 10
+    assert torch.equal(view_ids[2, -10:], ids[2, -10:]) and view_mask[2].sum() == 10
+    assert torch.equal(view_ids[3], torch.cat([ids[3, 5 : 5 + head], ids[3, -(limit - head):]]))
+    assert bool(view_mask[3].all())
     assert torch.allclose(logits, expected, atol=1e-5)
     # The bag counts n-grams of the whole row, beyond what the backbone sees.
     assert not torch.allclose(model.ngram_logits(ids, mask)[0], model.ngram_logits(view_ids, view_mask)[0])

@@ -135,15 +135,19 @@ class NgramBagForSequenceClassification(PreTrainedModel):
         its tail (``backbone_head_fraction`` of the limit from the start, the rest from the end).
 
         The bag reads the whole text, so a review longer than the backbone's positions still counts
-        every n-gram. Rows are right-padded (the pipeline's default for classifiers).
+        every n-gram. Rows may be padded on either side.
         """
         limit = usable_positions(self.backbone.config)
-        if limit is None or input_ids.shape[1] <= limit:
+        width = input_ids.shape[1]
+        if limit is None or width <= limit:
             return input_ids, attention_mask
         lengths = attention_mask.sum(dim=1, keepdim=True)
+        first = (attention_mask.cumsum(dim=1) == 0).sum(dim=1, keepdim=True)  # left padding, if any
+        # A short row's window holds all of it; a long row's starts at its first token.
+        base = first.clamp(max=width - limit)
         head = max(1, int(limit * self.config.backbone_head_fraction))
         index = torch.arange(limit, device=input_ids.device).expand(input_ids.shape[0], limit)
-        index = torch.where(index < head, index, index + (lengths - limit).clamp(min=0))
+        index = base + torch.where(index < head, index, index + (lengths - limit).clamp(min=0))
         return input_ids.gather(1, index), attention_mask.gather(1, index)
 
     def forward(
