@@ -54,7 +54,6 @@ CHAT_PROMPTS = [
     "Describe a comfortable office chair.",
 ]
 CHAT_TOKENS = 64
-CHAT_TASKS = ("chat", "chat-fp32", "chat-llamacpp")
 # Each task the load generator knows, and the configurations of it measured against its baseline.
 BASE_TASK = {"embed": "embed", "embed-fp32": "embed", "classify": "classify", "classify-fp32": "classify",
              "chat": "chat", "chat-fp32": "chat", "chat-llamacpp": "chat"}
@@ -267,7 +266,7 @@ def markdown(rows: list[dict[str, Any]], cores: int) -> str:
     for row in rows:
         lines.append(
             f"| {row['task']} | {row['concurrency']} | {row['server']} | {row['req_per_s']} | "
-            f"{row['tokens_per_s'] if row['task'] in CHAT_TASKS else ''} | {row['p50_ms']} | {row['p95_ms']} | "
+            f"{row['tokens_per_s'] if BASE_TASK[row['task']] == 'chat' else ''} | {row['p50_ms']} | {row['p95_ms']} | "
             f"{row['p99_ms']} | {row['ttft_p50_ms'] or ''} | {row['errors']} |"
         )
     return "\n".join(lines)
@@ -281,7 +280,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         base = by_key.get((BASE_TASK[task], level, "baseline"))
         if server != "shoplm" or base is None:
             continue
-        metric = "tokens_per_s" if task in CHAT_TASKS else "req_per_s"
+        metric = "tokens_per_s" if BASE_TASK[task] == "chat" else "req_per_s"
         out.append({
             "task": task, "concurrency": level, "metric": metric,
             "ratio": round(ours[metric] / base[metric], 2) if base[metric] else None,
