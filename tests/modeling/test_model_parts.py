@@ -1,4 +1,5 @@
-"""shoplm's own model parts: the n-gram bag classifier and the sparse masked-LM loss."""
+"""shoplm's own model parts: the n-gram bag classifier, the sparse masked-LM loss and the
+replaced-token detection pair."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from transformers import (
 )
 
 from shoplm.modeling import NgramBagForSequenceClassification
-from shoplm.training.masked_lm import with_masked_positions_loss
+from shoplm.modeling.masked_lm import with_masked_positions_loss
+from shoplm.modeling.replaced_token_detection import (
+    ReplacedTokenDetectionModel,
+    corrupt,
+    replaced_token_detection,
+)
 
 SMALL = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
          "intermediate_size": 64, "max_position_embeddings": 40, "pad_token_id": 1}
@@ -131,3 +137,55 @@ def test_the_masked_positions_loss_equals_the_stock_loss(config_class, model_cla
     assert type(sparse).__name__ == model_class.__name__  # saved configs name the stock class
     assert torch.allclose(mean, expected, atol=1e-6)
     assert torch.allclose(global_mean * 2, expected, atol=1e-6)
+
+
+def masked_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs with positions 2 and 5 of every row masked (id 4), and labels holding the originals."""
+    original, mask = batch()
+    labels = torch.full_like(original, -100)
+    labels[:, [2, 5]] = original[:, [2, 5]]
+    inputs = original.clone()
+    inputs[:, [2, 5]] = 4
+    return inputs, mask, labels
+
+
+def test_corruption_fills_masked_positions_with_generator_samples_and_flags_the_wrong_ones() -> None:
+    inputs, _, labels = masked_batch()
+    originals = labels[labels != -100]
+    sure_of_original = torch.full((len(originals), 100), -1e4)
+    sure_of_original[torch.arange(len(originals)), originals] = 0.0
+    corrupted, replaced = corrupt(inputs, labels, sure_of_original)
+    # A correct guess restores the text and counts as original.
+    assert torch.equal(corrupted, torch.where(labels != -100, labels, inputs)) and not replaced.any()
+
+    wrong = (originals + 1) % 100
+    sure_of_another = torch.full((len(originals), 100), -1e4)
+    sure_of_another[torch.arange(len(originals)), wrong] = 0.0
+    corrupted, replaced = corrupt(inputs, labels, sure_of_another)
+    assert torch.equal(replaced, labels != -100)
+    assert torch.equal(corrupted[labels != -100], wrong)
+    assert torch.equal(corrupted[labels == -100], inputs[labels == -100])
+
+
+def test_replaced_token_detection_shares_embeddings_and_trains_both_parts(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = replaced_token_detection(RobertaPreLayerNormConfig(**SMALL), generator_layers=1)
+    encoder, generator = model.discriminator.roberta_prelayernorm, model.generator.roberta_prelayernorm
+    assert encoder.embeddings is generator.embeddings and len(generator.encoder.layer) == 1
+    assert model.generator.get_output_embeddings().weight is encoder.embeddings.word_embeddings.weight
+    inputs, mask, labels = masked_batch()
+    output = model(input_ids=inputs, attention_mask=mask, labels=labels)
+    assert output.logits.shape == inputs.shape  # one replaced-or-not logit per token
+    output.loss.backward()
+    for part in (model.discriminator.classifier, encoder.encoder.layer[1], generator.encoder.layer[0],
+                 encoder.embeddings.word_embeddings):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    with pytest.raises(ValueError, match="labels are required"):
+        model(input_ids=inputs, attention_mask=mask)
+
+    # Saved once, tied again on load (the Trainer's checkpoints and resume go through this).
+    model.save_pretrained(tmp_path / "pair")
+    loaded = ReplacedTokenDetectionModel.from_pretrained(tmp_path / "pair")
+    assert loaded.generator.roberta_prelayernorm.embeddings is loaded.discriminator.roberta_prelayernorm.embeddings
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name

@@ -31,9 +31,13 @@ def logged_losses(run: Path, checkpoint: str) -> list[float]:
     return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
-def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path: Path, reviews_dir: Path) -> None:
-    # Dropout on: resuming must restore the RNG state too, not only weights and optimizer.
-    config = tiny_config(tmp_path / "full", reviews_dir, model={"dropout": 0.1})
+@pytest.mark.parametrize("task", ["classify", "mlm", "rtd"])
+def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(
+    tmp_path: Path, reviews_dir: Path, task: str
+) -> None:
+    # Dropout on: resuming must restore the RNG state too, not only weights and optimizer (and for
+    # mlm and rtd the masks and the generator's samples, which the RNG also draws).
+    config = tiny_config(tmp_path / "full", reviews_dir, task=task, model={"dropout": 0.1})
     full = run_training(load_train_config(write_config(tmp_path / "full.yaml", config))).run_dir
     # A run that "crashed" after step 3: its directory as it was then.
     crashed = tmp_path / "crashed"

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
 from shoplm.config import ConfigError
 from shoplm.textproc import PreprocessConfig, TextPipeline
@@ -104,6 +110,34 @@ def test_pre_ln_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, re
                               direct)
 
 
+def test_replaced_token_detection_pretraining_then_classifier_fine_tuning(tmp_path: Path, reviews_dir: Path) -> None:
+    from shoplm.training.publish import PublishError, publish
+
+    rtd = train(tmp_path, tiny_config(tmp_path / "rtd", reviews_dir, task="rtd",
+                                      model={"architecture": "roberta-prelayernorm"}, rtd={"generator_layers": 1}))
+    # The run keeps the discriminator alone, as a plain token classifier (one logit: replaced or not).
+    discriminator = AutoModelForTokenClassification.from_pretrained(rtd / "final")
+    assert discriminator.config.num_labels == 1 and discriminator.config.num_hidden_layers == 2
+    state = json.loads((rtd / "checkpoint-6" / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert len(losses) == 6 and all(loss > 0 for loss in losses)
+    with pytest.raises(PublishError, match="fine-tune it"):
+        publish(rtd, "encoder", tmp_path / "models")
+
+    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={"from_pretrained": str(rtd)})
+    del fine_tune["tokenizer"]
+    del fine_tune["preprocessing"]
+    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
+        fine_tune["model"].pop(key)
+    cls = train(tmp_path, fine_tune)
+
+    pretrained = discriminator.roberta_prelayernorm.embeddings.word_embeddings.weight
+    tuned = AutoModelForSequenceClassification.from_pretrained(cls / "final").roberta_prelayernorm
+    assert torch.allclose(tuned.embeddings.word_embeddings.weight, pretrained, atol=0.05)
+    assert AutoTokenizer.from_pretrained(cls / "final").get_vocab() == AutoTokenizer.from_pretrained(
+        rtd / "final").get_vocab()
+
+
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_causal_lm_pretraining_with_packing(tmp_path: Path, reviews_dir: Path, architecture: str) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, task="clm", model={"architecture": architecture},
@@ -174,6 +208,9 @@ def test_gradient_accumulation_and_checkpointing_options_reach_the_trainer(tmp_p
         ({"data": {"dir": "x", "corpus": "reviews"}}, "exactly one of data.dir"),
         ({"task": "mlm", "model": {"ngram_bag": {}}}, "model.ngram_bag is for task 'classify'"),
         ({"model": {"ngram_bag": {"orders": [2, 2]}}}, "model.ngram_bag"),
+        ({"task": "mlm", "rtd": {"generator_layers": 1}}, "the rtd section is for task 'rtd'"),
+        ({"task": "rtd", "rtd": {"generator_layers": 0}}, "rtd.generator_layers"),
+        ({"task": "rtd", "model": {"architecture": None, "from_pretrained": "x"}}, "task 'rtd' pretrains from scratch"),
     ],
 )
 def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:
@@ -242,7 +279,7 @@ def test_perplexity_of_a_causal_lm_run(tmp_path: Path, reviews_dir: Path) -> Non
     assert outcome.metrics["tokens"] > 1000
 
 
-@pytest.mark.parametrize("name", ["sentiment-mlm.yaml", "sentiment.yaml", "suggest.yaml"])
+@pytest.mark.parametrize("name", ["sentiment-mlm.yaml", "sentiment-rtd.yaml", "sentiment.yaml", "suggest.yaml"])
 def test_shipped_training_configs_are_valid(name: str) -> None:
     config = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "train" / name)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
+from transformers import DataCollatorForSeq2Seq
 
 from shoplm.textproc import TextPipeline
 
@@ -25,17 +25,35 @@ class ClassificationCollator:
         }
 
 
-def collator_for(task: str, pipeline: TextPipeline, mlm_probability: float) -> Any:
-    """The collator for ``task``: masking for MLM, label padding with -100 for causal LMs."""
+class MaskingCandidatesCollator:
+    """Pads ``input_ids`` through the pipeline and labels every token the model may mask: its own id
+    at text tokens, -100 at special tokens and padding. The model draws the masks itself (see
+    :mod:`shoplm.modeling.masked_lm`: that keeps resumed runs exact)."""
+
+    def __init__(self, pipeline: TextPipeline) -> None:
+        assert pipeline.tokenizer is not None
+        self.pipeline = pipeline
+        self.special_ids = torch.tensor(sorted(set(pipeline.tokenizer.all_special_ids)))
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.pipeline.pad([feature["input_ids"] for feature in features])
+        maskable = batch.attention_mask.bool() & ~torch.isin(batch.input_ids, self.special_ids)
+        return {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "labels": torch.where(maskable, batch.input_ids, torch.full_like(batch.input_ids, -100)),
+        }
+
+
+def collator_for(task: str, pipeline: TextPipeline) -> Any:
+    """The collator for ``task``: maskable tokens for MLM and RTD, label padding with -100 for causal LMs."""
     tokenizer = pipeline.tokenizer
     if tokenizer is None:
         raise ValueError("training needs a pipeline with a tokenizer")
     if task == "classify":
         return ClassificationCollator(pipeline)
-    if task == "mlm":
-        if tokenizer.mask_token is None:
-            raise ValueError("masked-LM training needs a tokenizer with a mask token")
-        return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability)
+    if task in ("mlm", "rtd"):
+        return MaskingCandidatesCollator(pipeline)
     # Labels are padded with -100 separately from the inputs, so an EOS that doubles as the pad
     # token still counts in the loss and the model learns to stop.
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)

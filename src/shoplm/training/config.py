@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from shoplm.config import ConfigError, StrictModel, format_validation_error
 from shoplm.textproc import PreprocessConfig
 
-TrainTask = Literal["clm", "mlm", "classify", "chat"]
+TrainTask = Literal["clm", "mlm", "rtd", "classify", "chat"]
 Architecture = Literal["gpt2", "llama", "roberta", "roberta-prelayernorm", "bert"]
 
 # Which architectures each task can build from scratch.
@@ -23,6 +23,7 @@ TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "clm": ("gpt2", "llama"),
     "chat": ("gpt2", "llama"),
     "mlm": ("roberta", "roberta-prelayernorm", "bert"),
+    "rtd": ("roberta", "roberta-prelayernorm", "bert"),
     "classify": ("roberta", "roberta-prelayernorm", "bert", "gpt2", "llama"),
 }
 
@@ -128,6 +129,20 @@ class TokenizerSpec(StrictModel):
     )
 
 
+class ReplacedTokenSpec(StrictModel):
+    """rtd: the generator that fills in masked tokens for the discriminator (the model kept) to detect."""
+
+    generator_layers: int = Field(
+        1, ge=1, description="The generator's layers; its width and embeddings are the discriminator's."
+    )
+    generator_intermediate_size: int | None = Field(
+        None, ge=8, description="The generator's feed-forward width; default: the discriminator's."
+    )
+    discriminator_weight: float = Field(
+        50.0, gt=0, description="Loss = generator masked-LM loss + this x replaced-token detection loss."
+    )
+
+
 class LoraSpec(StrictModel):
     """Low-rank adapters (peft) instead of training every weight."""
 
@@ -165,7 +180,7 @@ class TrainingSpec(StrictModel):
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 (or fp16) on a GPU, full precision on CPU."
     )
-    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm/rtd: the share of tokens masked.")
     group_by_length: bool = Field(
         False, description="Batch texts of similar length together: far less padding on short, uneven texts."
     )
@@ -210,6 +225,9 @@ class TrainConfig(StrictModel):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     lora: LoraSpec | None = None
+    rtd: ReplacedTokenSpec = Field(
+        default_factory=ReplacedTokenSpec, description="rtd: replaced-token detection (ELECTRA) settings."
+    )
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
 
     @model_validator(mode="after")
@@ -225,6 +243,12 @@ class TrainConfig(StrictModel):
                 raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
         if spec.ngram_bag is not None and self.task != "classify":
             raise ValueError(f"model.ngram_bag is for task 'classify', not {self.task!r}")
+        if "rtd" in self.model_fields_set and self.task != "rtd":
+            raise ValueError(f"the rtd section is for task 'rtd', not {self.task!r}")
+        if self.task == "rtd" and spec.architecture is None:
+            raise ValueError("task 'rtd' pretrains from scratch: give model.architecture, not model.from_pretrained")
+        if self.task == "rtd" and self.distributed.fsdp:
+            raise ValueError("task 'rtd' trains small encoders with plain DDP; distributed.fsdp is not offered for it")
         if self.preprocessing.padding.max_length > spec.max_positions and spec.architecture is not None:
             raise ValueError(
                 f"preprocessing.padding.max_length ({self.preprocessing.padding.max_length}) exceeds "

@@ -239,4 +239,4 @@ def _pack(batch: dict[str, list[Any]], block: int) -> dict[str, list[Any]]:
     return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
 
-_TOKENIZERS = {"classify": _classify, "mlm": _mlm, "clm": _clm, "chat": _chat}
+_TOKENIZERS = {"classify": _classify, "mlm": _mlm, "rtd": _mlm, "clm": _clm, "chat": _chat}

@@ -24,8 +24,9 @@ from transformers import (
 )
 
 from shoplm.modeling import NgramBagForSequenceClassification
+from shoplm.modeling.masked_lm import TokenMasking, with_masked_positions_loss
+from shoplm.modeling.replaced_token_detection import replaced_token_detection
 from shoplm.training.config import ModelSpec, TrainConfig
-from shoplm.training.masked_lm import with_masked_positions_loss
 from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
@@ -83,21 +84,33 @@ def load_pretrained_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
 def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """The model for ``config.task``, its embeddings sized to the tokenizer."""
     spec = config.model
-    auto_class = AUTO_CLASSES[config.task]
     labels = _label_kwargs(spec) if config.task == "classify" else {}
     model: PreTrainedModel
     if config.task == "mlm":
         model = _masked_lm(spec, tokenizer)
+    elif config.task == "rtd":
+        rtd = config.rtd
+        model = replaced_token_detection(
+            _scratch_config(spec, tokenizer), generator_layers=rtd.generator_layers,
+            generator_intermediate_size=rtd.generator_intermediate_size,
+            discriminator_weight=rtd.discriminator_weight,
+        )
     elif spec.from_pretrained is not None:
-        model = auto_class.from_pretrained(pretrained_directory(spec.from_pretrained), **labels)
+        model = AUTO_CLASSES[config.task].from_pretrained(pretrained_directory(spec.from_pretrained), **labels)
     else:
-        model = auto_class.from_config(_scratch_config(spec, tokenizer, **labels))
+        model = AUTO_CLASSES[config.task].from_config(_scratch_config(spec, tokenizer, **labels))
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         # Sequence classification on GPT-2/Llama finds each row's last token through the pad id.
         model.config.pad_token_id = tokenizer.pad_token_id
     embeddings = cast(torch.nn.Embedding, model.get_input_embeddings())
     if len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
+    if config.task in ("mlm", "rtd"):
+        if tokenizer.mask_token_id is None:
+            raise ModelSpecError(f"{config.task} training needs a tokenizer with a mask token")
+        # Set on the instance only: the saved checkpoint stays a stock model.
+        model.masking = TokenMasking(  # type: ignore[assignment]  # an attribute of our mlm/rtd classes
+            tokenizer.mask_token_id, len(tokenizer), config.training.mlm_probability)
     bag = spec.ngram_bag
     if config.task == "classify" and bag is not None and not isinstance(model, NgramBagForSequenceClassification):
         # Wrapped after any resize, so the backbone's own config keeps its vocabulary size.

@@ -105,6 +105,11 @@ def card_markdown(card: dict[str, Any]) -> str:
 def publish(run: Path, name: str, repository: Path, version: str | None = None) -> Path:
     """Copy the run's model into ``<repository>/<name>/<version>`` with its card; return that directory."""
     source = model_source(run)
+    if runs.read_info(run).get("task") == "rtd":
+        raise PublishError(
+            f"{run} is a replaced-token detection (rtd) run: a pretrained encoder, not a model to serve; "
+            "fine-tune it (task classify, model.from_pretrained pointing at the run) and publish that"
+        )
     target_root = repository / name
     version = version or next_version(target_root)
     target = target_root / version

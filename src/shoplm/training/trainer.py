@@ -186,7 +186,7 @@ def run_training(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set if config.training.eval_strategy != "no" else None,
-        data_collator=collator_for(config.task, pipeline, config.training.mlm_probability),
+        data_collator=collator_for(config.task, pipeline),
         processing_class=tokenizer,
         compute_metrics=classification_scores if config.task == "classify" else None,
         callbacks=_callbacks(config, run_dir),
@@ -213,7 +213,8 @@ def _callbacks(config: TrainConfig, run_dir: Path) -> list[Any]:
 
 
 def save_final(trainer: Trainer, config: TrainConfig, pipeline: TextPipeline, final_dir: Path) -> None:
-    """The model the server loads: weights (LoRA merged in), tokenizer and preprocessing.json.
+    """The model the server loads (or a later run starts from): weights (LoRA merged in; of an rtd
+    run the discriminator), tokenizer and preprocessing.json.
 
     Called on every process: under FSDP, gathering the full weights takes all of them.
     """
@@ -221,6 +222,10 @@ def save_final(trainer: Trainer, config: TrainConfig, pipeline: TextPipeline, fi
         if trainer.is_world_process_zero():
             merged = trainer.model.merge_and_unload()  # type: ignore[operator,union-attr]
             merged.save_pretrained(final_dir)
+    elif config.task == "rtd":
+        # The generator only trained the discriminator; the encoder to fine-tune is the discriminator.
+        if trainer.is_world_process_zero():
+            trainer.accelerator.unwrap_model(trainer.model).discriminator.save_pretrained(final_dir)
     else:
         trainer.save_model(str(final_dir))
     if not trainer.is_world_process_zero():
