@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from shoplm.modeling import NgramBagForSequenceClassification
-from shoplm.modeling.masked_lm import with_masked_positions_loss
+from shoplm.modeling.masked_lm import TokenMasking, mask_for_training, with_masked_positions_loss
 from shoplm.modeling.replaced_token_detection import (
     ReplacedTokenDetectionModel,
     corrupt,
@@ -189,3 +189,34 @@ def test_replaced_token_detection_shares_embeddings_and_trains_both_parts(tmp_pa
     assert loaded.generator.roberta_prelayernorm.embeddings is loaded.discriminator.roberta_prelayernorm.embeddings
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_token_masking_chooses_only_candidates_at_the_given_rate_bert_style() -> None:
+    torch.manual_seed(0)
+    ids = torch.randint(5, 100, (64, 200))
+    labels = ids.clone()
+    labels[:, :2] = -100  # special tokens / padding: never masked
+    masked, masked_labels = TokenMasking(mask_token_id=4, vocab_size=100, probability=0.15)(ids, labels)
+    chosen = masked_labels != -100
+    assert not chosen[:, :2].any() and torch.equal(masked[:, :2], ids[:, :2])
+    assert torch.equal(masked_labels[chosen], ids[chosen])  # labels hold the originals
+    assert torch.equal(masked[~chosen], ids[~chosen])  # nothing else changes
+    rate = chosen.float().sum() / (labels != -100).sum()
+    as_mask = (masked[chosen] == 4).float().mean()
+    kept = (masked[chosen] == ids[chosen]).float().mean()  # left as is, or a random draw of the same id
+    assert abs(rate - 0.15) < 0.01 and abs(as_mask - 0.8) < 0.02 and abs(kept - 0.1) < 0.02
+
+
+def test_the_loss_divisor_weighs_each_micro_batch_by_its_share_of_the_global_batch() -> None:
+    torch.manual_seed(0)
+    ids = torch.randint(5, 100, (4, 50))
+    masking = TokenMasking(mask_token_id=4, vocab_size=100, probability=0.2)
+    _, labels, divisor = mask_for_training(masking, ids, ids.clone(), None)
+    masked = (labels != -100).sum()
+    assert divisor == masked  # alone: the mean over its masked tokens
+    # A quarter of the global batch's 800 candidates: its masked tokens count as a quarter.
+    _, labels, divisor = mask_for_training(masking, ids, ids.clone(), torch.tensor(800))
+    assert torch.isclose(divisor.float(), (labels != -100).sum() * 4.0)
+    # Batches masked beforehand divide by the global masked count as given.
+    _, _, divisor = mask_for_training(None, ids, labels, torch.tensor(123))
+    assert divisor == 123
