@@ -1,11 +1,11 @@
 """The sentiment recipe against its two baselines, on the canonical test split, in one run.
 
-    .venv/bin/python benchmarks/sentiment_bench.py [--runs DIR] [--skip-training] [--pretrain rtd|mlm]
+    .venv/bin/python benchmarks/sentiment_bench.py [--runs DIR] [--skip-training] [--pretrain mlm|rtd]
 
 Steps, each timed on this machine:
 1. the canonical review split (``shoplm.data.canonical_reviews_dir``);
-2. ``shoplm train configs/train/sentiment-rtd.yaml`` (replaced-token detection pretraining from
-   scratch; ``--pretrain mlm`` takes ``sentiment-mlm.yaml``, masked-LM pretraining, instead);
+2. ``shoplm train configs/train/sentiment-mlm.yaml`` (masked-LM pretraining from scratch;
+   ``--pretrain rtd`` takes ``sentiment-rtd.yaml``, replaced-token detection, instead);
 3. ``shoplm train configs/train/sentiment.yaml`` (classifier fine-tuning of stage 2's model);
 4. ``shoplm eval <run> --split test --json``;
 5. the baselines: character TF-IDF + logistic regression, and SnowNLP's naive Bayes retrained
@@ -40,8 +40,8 @@ from shoplm.data import DatasetCard, canonical_reviews_dir  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "sentiment.json"
 TARGETS = {"roc_auc": 0.93, "accuracy": 0.87, "train_minutes": 30.0}
 REPORTED = ("accuracy", "roc_auc", "f1", "pr_auc", "log_loss")
-PRETRAINING = {"rtd": "sentiment-rtd.yaml", "mlm": "sentiment-mlm.yaml"}
-DEFAULT_PRETRAINING = "rtd"
+PRETRAINING = {"mlm": "sentiment-mlm.yaml", "rtd": "sentiment-rtd.yaml"}
+DEFAULT_PRETRAINING = "mlm"
 PRETRAINING_NAMES = {"rtd": "replaced-token detection", "mlm": "MLM"}
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
     parser.add_argument("--skip-training", action="store_true", help="Evaluate the runs already in --runs.")
     parser.add_argument("--pretrain", choices=sorted(PRETRAINING), default=DEFAULT_PRETRAINING,
-                        help="Stage 1: replaced-token detection (the recipe) or masked-LM pretraining.")
+                        help="Stage 1: masked-LM pretraining (the recipe) or replaced-token detection.")
     args = parser.parse_args()
     data_dir = canonical_reviews_dir()
     pretrain_config = ROOT / "configs" / "train" / PRETRAINING[args.pretrain]

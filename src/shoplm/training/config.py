@@ -225,8 +225,8 @@ class TrainConfig(StrictModel):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     lora: LoraSpec | None = None
-    rtd: ReplacedTokenSpec = Field(
-        default_factory=ReplacedTokenSpec, description="rtd: replaced-token detection (ELECTRA) settings."
+    rtd: ReplacedTokenSpec | None = Field(
+        None, description="rtd: replaced-token detection (ELECTRA) settings; default: ReplacedTokenSpec()."
     )
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)
 
@@ -243,7 +243,7 @@ class TrainConfig(StrictModel):
                 raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
         if spec.ngram_bag is not None and self.task != "classify":
             raise ValueError(f"model.ngram_bag is for task 'classify', not {self.task!r}")
-        if "rtd" in self.model_fields_set and self.task != "rtd":
+        if self.rtd is not None and self.task != "rtd":
             raise ValueError(f"the rtd section is for task 'rtd', not {self.task!r}")
         if self.task == "rtd" and spec.architecture is None:
             raise ValueError("task 'rtd' pretrains from scratch: give model.architecture, not model.from_pretrained")

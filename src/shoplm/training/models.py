@@ -26,7 +26,7 @@ from transformers import (
 from shoplm.modeling import NgramBagForSequenceClassification
 from shoplm.modeling.masked_lm import TokenMasking, with_masked_positions_loss
 from shoplm.modeling.replaced_token_detection import replaced_token_detection
-from shoplm.training.config import ModelSpec, TrainConfig
+from shoplm.training.config import ModelSpec, ReplacedTokenSpec, TrainConfig
 from shoplm.training.run_dir import FINAL_MODEL_DIR
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     if config.task == "mlm":
         model = _masked_lm(spec, tokenizer)
     elif config.task == "rtd":
-        rtd = config.rtd
+        rtd = config.rtd or ReplacedTokenSpec()
         model = replaced_token_detection(
             _scratch_config(spec, tokenizer), generator_layers=rtd.generator_layers,
             generator_intermediate_size=rtd.generator_intermediate_size,
