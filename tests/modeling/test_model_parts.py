@@ -167,10 +167,12 @@ def test_corruption_fills_masked_positions_with_generator_samples_and_flags_the_
     assert torch.equal(corrupted[labels == -100], inputs[labels == -100])
 
 
-def test_replaced_token_detection_shares_embeddings_and_trains_both_parts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config_class", [RobertaPreLayerNormConfig, RobertaConfig, BertConfig])
+def test_replaced_token_detection_shares_embeddings_and_trains_both_parts(tmp_path: Path, config_class) -> None:
     torch.manual_seed(0)
-    model = replaced_token_detection(RobertaPreLayerNormConfig(**SMALL), generator_layers=1)
-    encoder, generator = model.discriminator.roberta_prelayernorm, model.generator.roberta_prelayernorm
+    model = replaced_token_detection(config_class(**SMALL), generator_layers=1)
+    prefix = model.discriminator.base_model_prefix
+    encoder, generator = getattr(model.discriminator, prefix), getattr(model.generator, prefix)
     assert encoder.embeddings is generator.embeddings and len(generator.encoder.layer) == 1
     assert model.generator.get_output_embeddings().weight is encoder.embeddings.word_embeddings.weight
     inputs, mask, labels = masked_batch()
@@ -186,7 +188,7 @@ def test_replaced_token_detection_shares_embeddings_and_trains_both_parts(tmp_pa
     # Saved once, tied again on load (the Trainer's checkpoints and resume go through this).
     model.save_pretrained(tmp_path / "pair")
     loaded = ReplacedTokenDetectionModel.from_pretrained(tmp_path / "pair")
-    assert loaded.generator.roberta_prelayernorm.embeddings is loaded.discriminator.roberta_prelayernorm.embeddings
+    assert getattr(loaded.generator, prefix).embeddings is getattr(loaded.discriminator, prefix).embeddings
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
 
