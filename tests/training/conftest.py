@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from shoplm.data import canonical_reviews_dir
+from shoplm.evaluation import load_log_history
 
 ROWS_PER_SPLIT = {"train": 240, "validation": 60, "test": 60}
 
@@ -53,6 +54,23 @@ def tiny_config(run_dir: Path, data_dir: Path, task: str = "classify", **section
     for name, values in sections.items():
         config[name] = {**config.get(name, {}), **values} if isinstance(values, dict) else values
     return config
+
+
+def fine_tune_config(run_dir: Path, data_dir: Path, pretrained: Path, **sections: Any) -> dict[str, Any]:
+    """A tiny classify config that starts from ``pretrained``'s final model, with its tokenizer,
+    preprocessing and shape (``sections`` add to it, as in :func:`tiny_config`)."""
+    model = {"from_pretrained": str(pretrained), **sections.pop("model", {})}
+    config = tiny_config(run_dir, data_dir, model=model, **sections)
+    del config["tokenizer"]
+    del config["preprocessing"]
+    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
+        config["model"].pop(key)
+    return config
+
+
+def logged_losses(run_or_checkpoint: Path) -> list[float]:
+    """The training losses the Trainer logged, step by step."""
+    return [entry["loss"] for entry in load_log_history(run_or_checkpoint) if "loss" in entry]
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

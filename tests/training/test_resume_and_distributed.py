@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from shoplm.training import load_train_config, run_training
 from shoplm.training.run_dir import RunDirectoryError
-from tests.training.conftest import tiny_config, write_config
+from tests.training.conftest import logged_losses, tiny_config, write_config
 
 
 def shoplm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -24,11 +24,6 @@ def shoplm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "final" / "model.safetensors")
-
-
-def logged_losses(run: Path, checkpoint: str) -> list[float]:
-    state = json.loads((run / checkpoint / "trainer_state.json").read_text())
-    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
 @pytest.mark.parametrize("task", ["classify", "mlm", "rtd"])
@@ -52,7 +47,7 @@ def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(
     assert expected.keys() == actual.keys()
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=1e-6, msg=name)
-    assert logged_losses(crashed, "checkpoint-6") == pytest.approx(logged_losses(full, "checkpoint-6"), abs=1e-6)
+    assert logged_losses(crashed / "checkpoint-6") == pytest.approx(logged_losses(full / "checkpoint-6"), abs=1e-6)
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path: Path, reviews_dir: Path) -> None:
@@ -80,7 +75,7 @@ def ddp_runs(tmp_path_factory: pytest.TempPathFactory, reviews_dir: Path) -> tup
 def test_two_process_ddp_follows_the_single_process_loss_curve(ddp_runs: tuple[Path, Path]) -> None:
     single, double = ddp_runs
 
-    one, two = logged_losses(single, "checkpoint-8"), logged_losses(double, "checkpoint-8")
+    one, two = logged_losses(single / "checkpoint-8"), logged_losses(double / "checkpoint-8")
 
     assert len(one) == len(two) == 8
     # Same data order, same initial weights, gradients averaged across the two halves: only the

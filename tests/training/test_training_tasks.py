@@ -22,7 +22,7 @@ from shoplm.config import ConfigError
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import load_train_config, run_training
 from shoplm.training.config import TrainConfig
-from tests.training.conftest import tiny_config, write_config
+from tests.training.conftest import fine_tune_config, logged_losses, tiny_config, write_config
 
 
 def train(tmp_path: Path, config: dict) -> Path:
@@ -55,13 +55,7 @@ def test_classifier_from_scratch_writes_a_complete_run_directory(tmp_path: Path,
 
 def test_masked_lm_pretraining_then_classifier_fine_tuning(tmp_path: Path, reviews_dir: Path) -> None:
     mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm"))
-    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={"from_pretrained": str(mlm)})
-    del fine_tune["tokenizer"]
-    del fine_tune["preprocessing"]
-    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
-        fine_tune["model"].pop(key)
-
-    cls = train(tmp_path, fine_tune)
+    cls = train(tmp_path, fine_tune_config(tmp_path / "cls", reviews_dir, mlm))
 
     pretrained = AutoModelForMaskedLM.from_pretrained(mlm / "final").roberta.embeddings.word_embeddings.weight
     tuned = AutoModelForSequenceClassification.from_pretrained(cls / "final").roberta.embeddings.word_embeddings.weight
@@ -79,14 +73,11 @@ def test_pre_ln_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, re
 
     mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm",
                                       model={"architecture": "roberta-prelayernorm"}))
-    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={
-        "from_pretrained": str(mlm), "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0}})
-    del fine_tune["tokenizer"]
+    fine_tune = fine_tune_config(tmp_path / "cls", reviews_dir, mlm, model={
+        "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0}})
     # Longer than the backbone's 64 positions: the bag reads it all, the backbone head and tail.
     fine_tune["preprocessing"] = {"truncate": {"unit": "tokens", "strategy": "head_tail"},
                                   "padding": {"max_length": 160}}
-    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
-        fine_tune["model"].pop(key)
 
     cls = train(tmp_path, fine_tune)
 
@@ -118,18 +109,12 @@ def test_replaced_token_detection_pretraining_then_classifier_fine_tuning(tmp_pa
     # The run keeps the discriminator alone, as a plain token classifier (one logit: replaced or not).
     discriminator = AutoModelForTokenClassification.from_pretrained(rtd / "final")
     assert discriminator.config.num_labels == 1 and discriminator.config.num_hidden_layers == 2
-    state = json.loads((rtd / "checkpoint-6" / "trainer_state.json").read_text())
-    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    losses = logged_losses(rtd / "checkpoint-6")
     assert len(losses) == 6 and all(loss > 0 for loss in losses)
     with pytest.raises(PublishError, match="fine-tune it"):
         publish(rtd, "encoder", tmp_path / "models")
 
-    fine_tune = tiny_config(tmp_path / "cls", reviews_dir, model={"from_pretrained": str(rtd)})
-    del fine_tune["tokenizer"]
-    del fine_tune["preprocessing"]
-    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
-        fine_tune["model"].pop(key)
-    cls = train(tmp_path, fine_tune)
+    cls = train(tmp_path, fine_tune_config(tmp_path / "cls", reviews_dir, rtd))
 
     pretrained = discriminator.roberta_prelayernorm.embeddings.word_embeddings.weight
     tuned = AutoModelForSequenceClassification.from_pretrained(cls / "final").roberta_prelayernorm

@@ -89,12 +89,9 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     if config.task == "mlm":
         model = _masked_lm(spec, tokenizer)
     elif config.task == "rtd":
-        rtd = config.rtd or ReplacedTokenSpec()
-        model = replaced_token_detection(
-            _scratch_config(spec, tokenizer), generator_layers=rtd.generator_layers,
-            generator_intermediate_size=rtd.generator_intermediate_size,
-            discriminator_weight=rtd.discriminator_weight,
-        )
+        # The rtd section's fields are the pair's config fields, name for name.
+        settings = (config.rtd or ReplacedTokenSpec()).model_dump()
+        model = replaced_token_detection(_scratch_config(spec, tokenizer), **settings)
     elif spec.from_pretrained is not None:
         model = AUTO_CLASSES[config.task].from_pretrained(pretrained_directory(spec.from_pretrained), **labels)
     else:
