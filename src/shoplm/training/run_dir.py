@@ -1,7 +1,8 @@
 """The run directory: what a run was (config, data, code, seed) and what it produced.
 
     <run>/resolved_config.yaml   the validated config with every default filled in
-    <run>/run_info.json          git commit, data hash, seed, processes, versions, timings
+    <run>/run_info.json          git commit, data hash, seed, processes, device, precision,
+                                 versions, timings
     <run>/tensorboard/           TensorBoard event files
     <run>/tokenizer/             the tokenizer trained for a model built from scratch
     <run>/checkpoint-<step>/     resumable checkpoints (optimizer, scheduler, RNG, data position)
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import transformers
 import yaml
+from transformers import TrainingArguments
 
 from shoplm import __version__
 from shoplm.training.config import TrainConfig
@@ -81,7 +84,9 @@ def git_commit(cwd: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def write_start(run_dir: Path, config: TrainConfig, data_hash: str, world_size: int, command: list[str]) -> None:
+def write_start(
+    run_dir: Path, config: TrainConfig, data_hash: str, args: TrainingArguments, command: list[str]
+) -> None:
     """Record the resolved config and the run's identity before training starts."""
     (run_dir / RESOLVED_CONFIG).write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -91,7 +96,11 @@ def write_start(run_dir: Path, config: TrainConfig, data_hash: str, world_size: 
         "seed": config.seed,
         "data_hash": data_hash,
         "git": git_commit(Path(__file__).parent),
-        "world_size": world_size,
+        "world_size": args.world_size,
+        # What the run really trained on, after "auto" was resolved.
+        "device": str(args.device),
+        "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "no",
+        "distributed_backend": dist.get_backend() if dist.is_available() and dist.is_initialized() else None,
         "command": command,
         "versions": {
             "shoplm": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
@@ -102,9 +111,13 @@ def write_start(run_dir: Path, config: TrainConfig, data_hash: str, world_size: 
     _update_info(run_dir, info)
 
 
-def write_finish(run_dir: Path, metrics: dict[str, Any]) -> None:
-    """Add the training metrics (runtime, samples/s, final loss) to ``run_info.json``."""
-    _update_info(run_dir, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_metrics": metrics})
+def write_finish(run_dir: Path, metrics: dict[str, Any], model_wrapper: str) -> None:
+    """Add the training metrics (runtime, samples/s, final loss) to ``run_info.json``, and the
+    class the Trainer wrapped the model in (DistributedDataParallel, FSDP; the model's own class
+    when nothing wrapped it)."""
+    _update_info(run_dir, {
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_metrics": metrics, "model_wrapper": model_wrapper,
+    })
 
 
 def read_info(run_dir: Path) -> dict[str, Any]:

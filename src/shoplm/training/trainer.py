@@ -176,11 +176,13 @@ def run_training(
         train_set = build_split(config, files.train, pipeline, train=True, extra=files.extra_train)
         eval_set = build_split(config, files.validation, pipeline, train=False) if files.validation else None
     if args.process_index == 0:
-        runs.write_start(run_dir, config, files.content_hash(), args.world_size, command or [])
+        runs.write_start(run_dir, config, files.content_hash(), args, command or [])
     set_seed(config.seed)  # the model's initial weights do not depend on how much data was read
     model = build_model(config, tokenizer)
     if config.lora is not None:
         model = apply_lora(model, config)
+    if args.fsdp_plugin_args is not None:
+        args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(fsdp_unit_classes(model))
     trainer = Trainer(
         model=model,
         args=args,
@@ -199,8 +201,20 @@ def run_training(
     final_dir = run_dir / runs.FINAL_MODEL_DIR
     save_final(trainer, config, pipeline, final_dir)
     if trainer.is_world_process_zero():
-        runs.write_finish(run_dir, metrics)
+        runs.write_finish(run_dir, metrics, type(trainer.model_wrapped).__name__)
     return TrainResult(run_dir, final_dir, metrics)
+
+
+def fsdp_unit_classes(model: torch.nn.Module) -> list[str]:
+    """The module classes FSDP shards as units of their own: the model's transformer layers.
+
+    These are the model's ``_no_split_modules`` minus its embeddings block. accelerate gives the
+    input embedding matrix a unit of its own anyway; wrapping the block that holds it as well
+    shards that matrix twice, which torch 2.11 refuses (``DeviceMesh._concatenate``).
+    """
+    declared = {name for module in model.modules() for name in getattr(module, "_no_split_modules", None) or []}
+    present = {type(module).__name__ for module in model.modules()}
+    return sorted(name for name in declared & present if not name.endswith("Embeddings"))
 
 
 def _callbacks(config: TrainConfig, run_dir: Path) -> list[Any]:
