@@ -181,8 +181,8 @@ def run_training(
     model = build_model(config, tokenizer)
     if config.lora is not None:
         model = apply_lora(model, config)
-    if args.fsdp_plugin_args is not None:
-        args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(fsdp_unit_classes(model))
+    if args.fsdp_plugin_args is not None and (units := fsdp_unit_classes(model)):
+        args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(units)
     trainer = Trainer(
         model=model,
         args=args,
