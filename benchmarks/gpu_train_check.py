@@ -26,6 +26,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,8 @@ CHECKS = {"bf16": check_bf16, "gradient_checkpointing": check_gradient_checkpoin
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a prepared review split (train/validation/test)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/shoplm-gpu-train-check"))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "shoplm-gpu-train-check",
+                        help="scratch directory for the runs (emptied first)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_train_check.json")
     parser.add_argument("--dry-run-on-cpu", action="store_true", help="run the same checks without a GPU")
     parser.add_argument("--only", nargs="+", choices=[*CHECKS, "fsdp"], help="run these checks alone")
