@@ -37,14 +37,15 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.training.conftest import balanced_subset, logged_losses, tiny_config, write_config  # noqa: E402
+from tests.training.conftest import (  # noqa: E402
+    balanced_subset,
+    logged_losses,
+    shoplm,
+    tiny_config,
+    write_config,
+)
 
 RUN_FACTS = ("world_size", "device", "mixed_precision", "distributed_backend", "model_wrapper")
-
-
-def shoplm(*args: str, cwd: Path, launcher: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [*(launcher or [sys.executable]), "-m", "shoplm", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
 
 
 def failure(done: subprocess.CompletedProcess[str]) -> str:

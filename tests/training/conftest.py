@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,12 @@ def fine_tune_config(run_dir: Path, data_dir: Path, pretrained: Path, **sections
 def logged_losses(run_or_checkpoint: Path) -> list[float]:
     """The training losses the Trainer logged, step by step."""
     return [entry["loss"] for entry in load_log_history(run_or_checkpoint) if "loss" in entry]
+
+
+def shoplm(*args: str, cwd: Path, launcher: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m shoplm ARGS`` as a user runs it (``launcher`` replaces ``python``, e.g. torchrun)."""
+    command = [*(launcher or [sys.executable]), "-m", "shoplm", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,12 +11,7 @@ import pytest
 import tritonclient.http as triton_http
 
 from tests.helpers.server import ServerProcess
-from tests.training.conftest import tiny_config, write_config
-
-
-def shoplm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shoplm", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, check=False)
+from tests.training.conftest import shoplm, tiny_config, write_config
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,12 +25,7 @@ from shoplm.training import load_train_config, run_training
 from shoplm.training.run_dir import RunDirectoryError
 from shoplm.training.trainer import fsdp_unit_classes
 from tests.helpers.server import ServerProcess
-from tests.training.conftest import logged_losses, tiny_config, write_config
-
-
-def shoplm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shoplm", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, check=False)
+from tests.training.conftest import logged_losses, shoplm, tiny_config, write_config
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
