@@ -57,7 +57,7 @@ def shoplm_config(run_dir: Path, data_dir: Path, steps: int) -> TrainConfig:
                   "max_positions": 128},
         "tokenizer": {"kind": "wordpiece", "vocab_size": 6000},
         "preprocessing": {"padding": {"max_length": 128}},
-        "training": {"max_steps": steps, "batch_size": 32, "group_by_length": True, "mixed_precision": "bf16",
+        "training": {"max_steps": steps, "batch_size": 32, "group_by_length": True, "mixed_precision": "auto",
                      "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1000},
     })
 
@@ -82,7 +82,7 @@ def run_plain(config: TrainConfig, tokenizer_dir: Path, output_dir: Path) -> flo
     plain_args = TrainingArguments(
         output_dir=str(output_dir), seed=config.seed, max_steps=config.training.max_steps,
         per_device_train_batch_size=config.training.batch_size, learning_rate=config.training.learning_rate,
-        warmup_steps=args.warmup_steps, weight_decay=config.training.weight_decay, bf16=True, use_cpu=args.use_cpu,
+        warmup_steps=args.warmup_steps, weight_decay=config.training.weight_decay, bf16=args.bf16, use_cpu=args.use_cpu,
         train_sampling_strategy="group_by_length", dataloader_pin_memory=not args.use_cpu, report_to="none",
         save_strategy="no", eval_strategy="no", logging_steps=1000,
     )
@@ -113,6 +113,7 @@ def main() -> None:
             ours.append(run_shoplm(load_train_config_from(config)))
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0) if on_gpu else f"{os.cpu_count()} CPU cores",
+        "precision": "bf16" if training_arguments(config).bf16 else "float32",
         "cpus": os.cpu_count(), "steps": args.steps, "batch_size": 32, "repeats": args.repeats,
         "plain_trainer_samples_per_s": plain, "shoplm_samples_per_s": ours,
         "plain_median": statistics.median(plain), "shoplm_median": statistics.median(ours),
@@ -123,8 +124,8 @@ def main() -> None:
     suffix = "_cuda" if on_gpu else ""
     (RESULTS / f"train_throughput{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     table = "\n".join([
-        f"RoBERTa 4x256 classifier, batch 32, bf16, {args.steps} steps x {args.repeats} alternating runs, "
-        f"{result['device']} (Trainer's train_samples_per_second, medians).",
+        f"RoBERTa 4x256 classifier, batch 32, {result['precision']}, {args.steps} steps x {args.repeats} "
+        f"alternating runs, {result['device']} (Trainer's train_samples_per_second, medians).",
         "",
         "| runner | samples/s (median) | runs |",
         "|---|---|---|",

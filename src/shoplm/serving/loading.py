@@ -30,6 +30,7 @@ from transformers import (
 
 import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
 from shoplm.config import ModelConfig, env_settings
+from shoplm.hardware import cpu_has_native_bf16
 from shoplm.modeling.positions import usable_positions
 from shoplm.textproc import PreprocessConfig
 
@@ -164,17 +165,7 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
         return DTYPES[requested]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
-
-
-def _cpu_has_native_bf16() -> bool:
-    # Without AMX or AVX512-BF16, bfloat16 matrix products are emulated and slower than float32.
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def load_model(config: ModelConfig, source: ResolvedSource) -> LoadedModel:

@@ -178,7 +178,9 @@ class TrainingSpec(StrictModel):
     metric_for_best_model: str = Field("eval_loss", description="What early stopping and best-model pick watch.")
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 (or fp16) on a GPU, full precision on CPU."
+        "auto",
+        description="auto: bf16 where the device computes it natively (a GPU with bf16, else fp16 there; "
+        "a CPU with AMX or AVX512-BF16), else full precision.",
     )
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm/rtd: the share of tokens masked.")
     group_by_length: bool = Field(

@@ -26,6 +26,7 @@ from transformers import (
 from transformers.integrations import TensorBoardCallback
 
 from shoplm.config import ConfigError
+from shoplm.hardware import cpu_has_native_bf16
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
@@ -56,13 +57,26 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def resolve_precision(requested: str, on_gpu: bool) -> str:
+    """``mixed_precision`` as the Trainer gets it: 'auto' becomes bf16 where the device computes it
+    natively (a GPU with bf16, else fp16 there; a CPU with AMX or AVX512-BF16), else 'no'."""
+    if requested == "auto":
+        if on_gpu:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_native_bf16() else "no"
+    if requested == "bf16" and not on_gpu and not cpu_has_native_bf16():
+        logger.warning(
+            "mixed_precision: bf16 on a CPU without AMX or AVX512-BF16: PyTorch emulates bfloat16 here, "
+            "which trains many times slower than float32; 'auto' picks float32 on this CPU"
+        )
+    return requested
+
+
 def training_arguments(config: TrainConfig) -> TrainingArguments:
     """The config's training section as TrainingArguments."""
     spec = config.training
     on_gpu = torch.cuda.is_available()
-    precision = spec.mixed_precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if on_gpu else "no"
+    precision = resolve_precision(spec.mixed_precision, on_gpu)
     if config.distributed.fsdp and not on_gpu:
         raise ConfigError("distributed.fsdp shards a model across CUDA devices; on CPU, train with plain DDP")
     backend = config.distributed.backend
