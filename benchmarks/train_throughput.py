@@ -44,7 +44,7 @@ from shoplm.data import canonical_reviews_dir  # noqa: E402
 from shoplm.training import run_training  # noqa: E402
 from shoplm.training.config import TrainConfig  # noqa: E402
 from shoplm.training.run_dir import TOKENIZER_DIR  # noqa: E402
-from shoplm.training.trainer import training_arguments  # noqa: E402
+from shoplm.training.trainer import resolve_precision, training_arguments  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -114,7 +114,7 @@ def main() -> None:
             ours.append(run_shoplm(load_train_config_from(config)))
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0) if on_gpu else f"{os.cpu_count()} CPU cores",
-        "precision": "bf16" if training_arguments(config).bf16 else "float32",
+        "precision": "bf16" if resolve_precision(config.training.mixed_precision, on_gpu) == "bf16" else "float32",
         "cpus": os.cpu_count(), "steps": args.steps, "batch_size": 32, "repeats": args.repeats,
         "plain_trainer_samples_per_s": plain, "shoplm_samples_per_s": ours,
         "plain_median": statistics.median(plain), "shoplm_median": statistics.median(ours),
