@@ -222,3 +222,21 @@ def test_the_loss_divisor_weighs_each_micro_batch_by_its_share_of_the_global_bat
     # Batches masked beforehand divide by the global masked count as given.
     _, _, divisor = mask_for_training(None, ids, labels, torch.tensor(123))
     assert divisor == 123
+
+
+def test_whole_word_masking_chooses_every_token_of_a_word_together_at_the_same_rate() -> None:
+    torch.manual_seed(0)
+    ids = torch.randint(5, 100, (64, 200))
+    labels = ids.clone()
+    labels[:, :2] = -100
+    # Words of three tokens: positions 2-4, 5-7, ... share their first position.
+    starts = torch.arange(200).expand(64, 200).clone()
+    starts[:, 2:] = 2 + (starts[:, 2:] - 2) // 3 * 3
+    # A mask id outside the random draws' range, so a [MASK] comes from the word's fate alone.
+    masked, masked_labels = TokenMasking(mask_token_id=100, vocab_size=100, probability=0.15)(ids, labels, starts)
+    chosen = (masked_labels != -100)[:, 2:200 - (198 % 3)].reshape(64, -1, 3)
+    as_mask = (masked == 100)[:, 2:200 - (198 % 3)].reshape(64, -1, 3)
+    assert torch.equal(chosen.all(-1), chosen.any(-1))  # a word is masked whole or not at all
+    assert torch.equal(as_mask.all(-1), as_mask.any(-1))  # with one fate: [MASK] for all of it or none
+    rate = (masked_labels != -100).float().sum() / (labels != -100).sum()
+    assert abs(rate - 0.15) < 0.02

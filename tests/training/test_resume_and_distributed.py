@@ -32,13 +32,16 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "final" / "model.safetensors")
 
 
-@pytest.mark.parametrize("task", ["classify", "mlm", "rtd"])
+@pytest.mark.parametrize(
+    ("task", "whole_words"), [("classify", False), ("mlm", False), ("mlm", True), ("rtd", False), ("rtd", True)]
+)
 def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(
-    tmp_path: Path, reviews_dir: Path, task: str
+    tmp_path: Path, reviews_dir: Path, task: str, whole_words: bool
 ) -> None:
     # Dropout on: resuming must restore the RNG state too, not only weights and optimizer (and for
     # mlm and rtd the masks and the generator's samples, which the RNG also draws).
-    config = tiny_config(tmp_path / "full", reviews_dir, task=task, model={"dropout": 0.1})
+    training = {"whole_word_masking": True} if whole_words else {}
+    config = tiny_config(tmp_path / "full", reviews_dir, task=task, model={"dropout": 0.1}, training=training)
     full = run_training(load_train_config(write_config(tmp_path / "full.yaml", config))).run_dir
     # A run that "crashed" after step 3: its directory as it was then.
     crashed = tmp_path / "crashed"

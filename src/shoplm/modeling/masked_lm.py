@@ -38,16 +38,26 @@ class TokenMasking:
     Takes the batch the collator makes, ``labels`` holding each maskable token's id (-100 at
     special tokens and padding), and returns the model's input and its labels (-100 wherever
     nothing was chosen). Draws from the global RNG on the inputs' device.
+
+    With ``word_starts`` (each token's word's first position, from
+    :class:`shoplm.training.whole_words.WholeWordStarts`) the draws are made per word: a chosen
+    word has all its tokens chosen, with one fate for all. Each token is still chosen with
+    ``probability``, so the share of masked tokens does not change.
     """
 
     mask_token_id: int
     vocab_size: int
     probability: float = 0.15
 
-    def __call__(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, word_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         candidates = labels != IGNORE_INDEX
-        chosen = candidates & (torch.rand(labels.shape, device=labels.device) < self.probability)
+        draw = torch.rand(labels.shape, device=labels.device)
         fate = torch.rand(labels.shape, device=labels.device)
+        if word_starts is not None:
+            draw, fate = draw.gather(1, word_starts), fate.gather(1, word_starts)
+        chosen = candidates & (draw < self.probability)
         masked = input_ids.clone()
         masked[chosen & (fate < 0.8)] = self.mask_token_id
         randomised = chosen & (fate >= 0.9)
@@ -61,6 +71,7 @@ def mask_for_training(
     input_ids: torch.Tensor | None,
     labels: torch.Tensor,
     num_items_in_batch: torch.Tensor | int | None,
+    word_starts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Masked inputs, their labels, and what to divide the loss summed over the masked tokens by.
 
@@ -74,7 +85,7 @@ def mask_for_training(
         if input_ids is None:
             raise ValueError("masking for training needs input_ids")
         candidates = (labels != IGNORE_INDEX).sum()
-        input_ids, labels = masking(input_ids, labels)
+        input_ids, labels = masking(input_ids, labels, word_starts)
     masked = (labels != IGNORE_INDEX).sum().clamp(min=1)
     if num_items_in_batch is None:
         return input_ids, labels, masked
@@ -87,7 +98,8 @@ def mask_for_training(
 class MaskedPositionsLoss:
     """Mixin for a ``*ForMaskedLM`` class (BERT, RoBERTa, pre-LN RoBERTa): the sparse training loss.
 
-    With ``masking`` set (training does), the batches hold unmasked texts and the model masks them.
+    With ``masking`` set (training does), the batches hold unmasked texts and the model masks them,
+    by whole words where the batch has ``word_starts``.
     """
 
     masking: TokenMasking | None = None
@@ -98,13 +110,14 @@ class MaskedPositionsLoss:
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
+        word_starts: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> MaskedLMOutput:
         if labels is None:
             parent: Any = super()
             return parent.forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         model: Any = self
-        input_ids, labels, divisor = mask_for_training(self.masking, input_ids, labels, num_items_in_batch)
+        input_ids, labels, divisor = mask_for_training(self.masking, input_ids, labels, num_items_in_batch, word_starts)
         encoder = getattr(model, model.base_model_prefix)
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)[0]
         selected = labels != IGNORE_INDEX

@@ -117,13 +117,16 @@ class ReplacedTokenDetectionModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
+        word_starts: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> TokenClassifierOutput:
         if labels is None:
             raise ValueError("replaced-token detection trains on masked batches: labels are required")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        masked_ids, labels, divisor = mask_for_training(self.masking, input_ids, labels, num_items_in_batch)
+        masked_ids, labels, divisor = mask_for_training(
+            self.masking, input_ids, labels, num_items_in_batch, word_starts
+        )
         assert masked_ids is not None
         input_ids = masked_ids
         generated = self.generator(input_ids=input_ids, attention_mask=attention_mask, labels=labels,

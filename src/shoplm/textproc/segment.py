@@ -40,5 +40,8 @@ class Segmenter:
         Whitespace between words is dropped rather than kept as a word of its own, so that
         segmenting already segmented text does not pile up separators.
         """
-        words = self._tokenizer.cut(text, HMM=self._config.hmm)
-        return self._config.separator.join(word for word in words if not word.isspace())
+        return self._config.separator.join(self.words(text))
+
+    def words(self, text: str) -> list[str]:
+        """The words of `text`, in order, without whitespace-only ones."""
+        return [word for word in self._tokenizer.cut(text, HMM=self._config.hmm) if not word.isspace()]

@@ -183,6 +183,11 @@ class TrainingSpec(StrictModel):
         "a CPU with AMX or AVX512-BF16), else full precision.",
     )
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm/rtd: the share of tokens masked.")
+    whole_word_masking: bool = Field(
+        False,
+        description="mlm/rtd: mask whole words (jieba's for Chinese characters, WordPiece's elsewhere) "
+        "instead of single tokens; needs a WordPiece tokenizer.",
+    )
     group_by_length: bool = Field(
         False, description="Batch texts of similar length together: far less padding on short, uneven texts."
     )
@@ -245,6 +250,10 @@ class TrainConfig(StrictModel):
                 raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
         if spec.ngram_bag is not None and self.task != "classify":
             raise ValueError(f"model.ngram_bag is for task 'classify', not {self.task!r}")
+        if self.training.whole_word_masking and self.task not in ("mlm", "rtd"):
+            raise ValueError(f"training.whole_word_masking is for tasks 'mlm' and 'rtd', not {self.task!r}")
+        if self.training.whole_word_masking and self.tokenizer is not None and self.tokenizer.kind != "wordpiece":
+            raise ValueError("training.whole_word_masking needs tokenizer.kind 'wordpiece'")
         if self.rtd is not None and self.task != "rtd":
             raise ValueError(f"the rtd section is for task 'rtd', not {self.task!r}")
         if self.task == "rtd" and spec.architecture is None:

@@ -202,7 +202,7 @@ def run_training(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set if config.training.eval_strategy != "no" else None,
-        data_collator=collator_for(config.task, pipeline),
+        data_collator=collator_for(config.task, pipeline, config.training.whole_word_masking),
         processing_class=tokenizer,
         compute_metrics=classification_scores if config.task == "classify" else None,
         callbacks=_callbacks(config, run_dir),

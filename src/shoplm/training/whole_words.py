@@ -1,0 +1,78 @@
+"""Word boundaries over WordPiece token ids, for whole-word masking in ``mlm`` and ``rtd`` runs.
+
+A character-level vocabulary gives one token per Chinese character, so masking single tokens
+mostly hides characters that the rest of their word gives away (遮住"屏幕"的"幕" leaves "屏").
+Whole-word masking (as in Chinese BERT-wwm) masks every token of a chosen word together. Words
+come from jieba for each run of Chinese-character tokens, and from WordPiece's own pieces
+elsewhere: a continuation piece ("##...") belongs to the word of the token before it.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import models
+from transformers import PreTrainedTokenizerBase
+
+from shoplm.textproc import SegmentConfig
+from shoplm.textproc.segment import Segmenter
+from shoplm.training.models import ModelSpecError
+
+# The CJK ideograph blocks BERT's tokenizer splits into single characters.
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)
+
+
+def is_cjk_character(token: str) -> bool:
+    """True for a token that is one CJK ideograph."""
+    return len(token) == 1 and any(low <= ord(token) <= high for low, high in _CJK_RANGES)
+
+
+class WholeWordStarts:
+    """Maps a batch of token ids to the position of each token's word's first token.
+
+    Every token of one word gets the same number, so per-position random draws gathered through
+    it (``draws.gather(1, starts)``) are equal across the word: see
+    :class:`shoplm.modeling.masked_lm.TokenMasking`. Special tokens and padding are words of
+    their own. The result depends on the ids alone (no randomness), so it may be computed in the
+    data loader without upsetting exact resume.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, segment: SegmentConfig | None = None) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None or not isinstance(backend.model, models.WordPiece):
+            raise ModelSpecError(
+                "training.whole_word_masking needs a WordPiece tokenizer (tokenizer.kind: wordpiece); "
+                "byte-level BPE pieces do not show where Chinese words start"
+            )
+        vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self._tokens = [token or "" for token in vocabulary]
+        self._special_ids = set(tokenizer.all_special_ids)
+        # jieba's dictionary only; the model's own preprocessing keeps its segmentation settings.
+        self._segmenter = Segmenter(segment if segment is not None else SegmentConfig())
+
+    def row(self, ids: list[int]) -> list[int]:
+        """The word-start position of each token in one sequence."""
+        tokens = [self._tokens[i] if i not in self._special_ids else "" for i in ids]
+        starts = list(range(len(ids)))
+        position = 0
+        while position < len(tokens):
+            if is_cjk_character(tokens[position]):
+                end = position
+                while end < len(tokens) and is_cjk_character(tokens[end]):
+                    end += 1
+                start = position
+                for word in self._segmenter.words("".join(tokens[position:end])):
+                    starts[start:start + len(word)] = [start] * len(word)
+                    start += len(word)
+                position = end
+                continue
+            if tokens[position].startswith("##") and position > 0 and tokens[position - 1]:
+                starts[position] = starts[position - 1]
+            position += 1
+        return starts
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[batch, length]`` ids to ``[batch, length]`` word-start positions."""
+        return torch.tensor([self.row(row) for row in input_ids.tolist()], dtype=torch.long).reshape(input_ids.shape)
