@@ -1,7 +1,8 @@
 """Word boundaries over WordPiece token ids, for whole-word masking in ``mlm`` and ``rtd`` runs.
 
 A character-level vocabulary gives one token per Chinese character, so masking single tokens
-mostly hides characters that the rest of their word gives away (遮住"屏幕"的"幕" leaves "屏").
+often hides a character that the rest of its word gives away (with 屏 of 屏幕, "screen",
+left in view, the masked 幕 is easy).
 Whole-word masking (as in Chinese BERT-wwm) masks every token of a chosen word together. Words
 come from jieba for each run of Chinese-character tokens, and from WordPiece's own pieces
 elsewhere: a continuation piece ("##...") belongs to the word of the token before it.
