@@ -50,7 +50,8 @@ class WholeWordStarts:
         vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self._tokens = [token or "" for token in vocabulary]
         self._special_ids = set(tokenizer.all_special_ids)
-        # jieba's dictionary only; the model's own preprocessing keeps its segmentation settings.
+        # The model's segment settings (its user dictionary, HMM) decide the words, whether or not
+        # its preprocessing segments text itself.
         self._segmenter = Segmenter(segment if segment is not None else SegmentConfig())
 
     def row(self, ids: list[int]) -> list[int]:
