@@ -1,14 +1,16 @@
 """Word boundaries over WordPiece token ids, for whole-word masking in ``mlm`` and ``rtd`` runs.
 
 A character-level vocabulary gives one token per Chinese character, so masking single tokens
-often hides a character that the rest of its word gives away (with 屏 of 屏幕, "screen",
-left in view, the masked 幕 is easy).
-Whole-word masking (as in Chinese BERT-wwm) masks every token of a chosen word together. Words
-come from jieba for each run of Chinese-character tokens, and from WordPiece's own pieces
-elsewhere: a continuation piece ("##...") belongs to the word of the token before it.
+often hides a character that the rest of its word gives away (with 屏 of 屏幕, "screen", left
+in view, the masked 幕 is easy). Whole-word masking (as in Chinese BERT-wwm) masks every token of
+a chosen word together. Words come from jieba for each run of Chinese-character tokens, and from
+WordPiece's own pieces elsewhere: a continuation piece ("##...") belongs to the word of the token
+before it.
 """
 
 from __future__ import annotations
+
+from itertools import groupby
 
 import torch
 from tokenizers import models
@@ -48,31 +50,30 @@ class WholeWordStarts:
                 "byte-level BPE pieces do not show where Chinese words start"
             )
         vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self._tokens = [token or "" for token in vocabulary]
-        self._special_ids = set(tokenizer.all_special_ids)
+        special = set(tokenizer.all_special_ids)
+        # Per id, once: special tokens read as "" (a word of their own, never joined).
+        self._tokens = ["" if index in special else token or "" for index, token in enumerate(vocabulary)]
+        self._is_cjk = [is_cjk_character(token) for token in self._tokens]
         # The model's segment settings (its user dictionary, HMM) decide the words, whether or not
         # its preprocessing segments text itself.
         self._segmenter = Segmenter(segment if segment is not None else SegmentConfig())
 
     def row(self, ids: list[int]) -> list[int]:
         """The word-start position of each token in one sequence."""
-        tokens = [self._tokens[i] if i not in self._special_ids else "" for i in ids]
         starts = list(range(len(ids)))
         position = 0
-        while position < len(tokens):
-            if is_cjk_character(tokens[position]):
-                end = position
-                while end < len(tokens) and is_cjk_character(tokens[end]):
-                    end += 1
+        for cjk, run in groupby(ids, key=self._is_cjk.__getitem__):
+            pieces = [self._tokens[i] for i in run]
+            if cjk:
                 start = position
-                for word in self._segmenter.words("".join(tokens[position:end])):
+                for word in self._segmenter.words("".join(pieces)):
                     starts[start:start + len(word)] = [start] * len(word)
                     start += len(word)
-                position = end
-                continue
-            if tokens[position].startswith("##") and position > 0 and tokens[position - 1]:
-                starts[position] = starts[position - 1]
-            position += 1
+            else:
+                for offset, piece in enumerate(pieces, start=position):
+                    if piece.startswith("##") and offset > 0 and self._tokens[ids[offset - 1]]:
+                        starts[offset] = starts[offset - 1]
+            position += len(pieces)
         return starts
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
