@@ -19,6 +19,7 @@ from transformers import (
 )
 
 from shoplm.config import ConfigError
+from shoplm.evaluation import load_log_history
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import load_train_config, run_training
 from shoplm.training.config import TrainConfig
@@ -184,6 +185,29 @@ def test_gradient_accumulation_and_checkpointing_options_reach_the_trainer(tmp_p
     assert not list(run.glob("checkpoint-*"))
 
 
+def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir: Path) -> None:
+    smoothing = 0.3
+    # The n-gram bag learns fast enough for the model to leave the uniform guess within a few steps.
+    config = tiny_config(tmp_path / "run", reviews_dir, model={"ngram_bag": {"buckets": 4096}}, training={
+        "label_smoothing": smoothing, "max_steps": 12, "eval_steps": 12, "save_steps": 12,
+    })
+
+    run = train(tmp_path, config)
+
+    eval_loss = [entry["eval_loss"] for entry in load_log_history(run) if "eval_loss" in entry][-1]
+    rows = [json.loads(line) for line in (reviews_dir / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    model = AutoModelForSequenceClassification.from_pretrained(run / "final").eval()
+    pipeline = TextPipeline(PreprocessConfig.load(run / "final"), AutoTokenizer.from_pretrained(run / "final"))
+    batch = pipeline.encode([row["text"] for row in rows])
+    labels = torch.tensor([row["label"] for row in rows])
+    with torch.no_grad():
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    smoothed = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing).item()
+    plain = torch.nn.functional.cross_entropy(logits, labels).item()
+    assert abs(smoothed - plain) > 0.01  # the trained model is far enough from uniform to tell them apart
+    assert eval_loss == pytest.approx(smoothed, abs=2e-3)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -196,6 +220,8 @@ def test_gradient_accumulation_and_checkpointing_options_reach_the_trainer(tmp_p
         ({"task": "mlm", "rtd": {"generator_layers": 1}}, "the rtd section is for task 'rtd'"),
         ({"task": "rtd", "rtd": {"generator_layers": 0}}, "rtd.generator_layers"),
         ({"task": "rtd", "model": {"architecture": None, "from_pretrained": "x"}}, "task 'rtd' pretrains from scratch"),
+        ({"task": "mlm", "training": {"label_smoothing": 0.1}}, "training.label_smoothing is for task 'classify'"),
+        ({"training": {"label_smoothing": 1.0}}, "training.label_smoothing"),
     ],
 )
 def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:

@@ -188,6 +188,13 @@ class TrainingSpec(StrictModel):
         description="mlm/rtd: mask whole words (jieba's for Chinese characters, WordPiece's elsewhere) "
         "instead of single tokens; needs a WordPiece tokenizer.",
     )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="classify: the share of each label's target spread evenly over all labels "
+        "(softer targets for noisy labels).",
+    )
     group_by_length: bool = Field(
         False, description="Batch texts of similar length together: far less padding on short, uneven texts."
     )
@@ -254,6 +261,8 @@ class TrainConfig(StrictModel):
             raise ValueError(f"training.whole_word_masking is for tasks 'mlm' and 'rtd', not {self.task!r}")
         if self.training.whole_word_masking and self.tokenizer is not None and self.tokenizer.kind != "wordpiece":
             raise ValueError("training.whole_word_masking needs tokenizer.kind 'wordpiece'")
+        if self.training.label_smoothing and self.task != "classify":
+            raise ValueError(f"training.label_smoothing is for task 'classify', not {self.task!r}")
         if self.rtd is not None and self.task != "rtd":
             raise ValueError(f"the rtd section is for task 'rtd', not {self.task!r}")
         if self.task == "rtd" and spec.architecture is None:

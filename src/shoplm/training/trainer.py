@@ -95,6 +95,7 @@ def training_arguments(config: TrainConfig) -> TrainingArguments:
         warmup_steps=spec.warmup_ratio,  # a float below 1 is a fraction of the total steps
         lr_scheduler_type=spec.lr_scheduler,
         max_grad_norm=spec.max_grad_norm,
+        label_smoothing_factor=spec.label_smoothing,
         eval_strategy=spec.eval_strategy,
         eval_steps=spec.eval_steps,
         save_strategy=spec.save_strategy,
