@@ -55,10 +55,10 @@ def _load_serve_config(path: Path) -> ServeConfig:
 @app.command()
 def serve(
     config: Annotated[Path, typer.Option(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
-    host: Annotated[str | None, typer.Option(help="HTTP/gRPC bind address [default: from config, 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [default: from config, 8100].")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP/gRPC bind address (default: from config, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: from config, 8100).")] = None,
     grpc_port: Annotated[
-        int | None, typer.Option(help="gRPC port; 0 disables gRPC [default: from config, 8101].")
+        int | None, typer.Option(help="gRPC port; 0 disables gRPC (default: from config, 8101).")
     ] = None,
 ) -> None:
     """Run the model server (OpenAI + KServe v2 over HTTP, KServe v2 over gRPC)."""

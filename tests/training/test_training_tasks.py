@@ -222,6 +222,7 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
         ({"task": "rtd", "model": {"architecture": None, "from_pretrained": "x"}}, "task 'rtd' pretrains from scratch"),
         ({"task": "mlm", "training": {"label_smoothing": 0.1}}, "training.label_smoothing is for task 'classify'"),
         ({"training": {"label_smoothing": 1.0}}, "training.label_smoothing"),
+        ({"task": "mlm", "data": {"pack": True}}, "data.pack is for task 'clm'"),
     ],
 )
 def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:

@@ -41,7 +41,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in the run directory.")] = False,
     resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint directory.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start again in a run directory that has checkpoints.")] = False,
-    output_dir: Annotated[Path | None, typer.Option(help="Run directory [default: the config's output_dir].")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Run directory (default: the config's output_dir).")] = None,
 ) -> None:
     """Train a model (causal LM, masked LM, chat or classifier) as the config says."""
     from shoplm.training.config import load_train_config
@@ -85,7 +85,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split of the run's data to measure on.")] = "test",
     data: Annotated[Path | None, typer.Option(help="A JSON-lines file to measure on instead of a split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Report directory [default: <run>/eval-<split> for runs].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report directory (default: <run>/eval-<split> for runs).")] = None,
     repository: Annotated[Path | None, typer.Option(help="Model repository for a published name.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
@@ -125,8 +125,8 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 def publish(
     run: Annotated[Path, typer.Argument(help="A finished run directory (or a model directory).")],
     name: Annotated[str, typer.Option("--as", help="Model name in the repository, e.g. sentiment.")],
-    repository: Annotated[Path | None, typer.Option(help="Model repository [default: configs/serve.yaml's].")] = None,
-    version: Annotated[str | None, typer.Option(help="Version [default: one above the highest].")] = None,
+    repository: Annotated[Path | None, typer.Option(help="Model repository (default: configs/serve.yaml's).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version (default: one above the highest).")] = None,
     server: Annotated[str | None, typer.Option(help="Model server URL to hot-load the new version on.")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="SHOPLM_ADMIN_API_KEY", help="Admin key for --server.")] = None,
 ) -> None:

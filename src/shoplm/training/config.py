@@ -51,7 +51,7 @@ class DataConfig(StrictModel):
     max_train_samples: int | None = Field(None, ge=1, description="Use only the first N training rows.")
     max_eval_samples: int | None = Field(None, ge=1, description="Use only the first N validation rows.")
     pack: bool = Field(
-        False, description="clm/mlm: concatenate texts and cut them into full blocks instead of one text a row."
+        False, description="clm: concatenate texts and cut them into full blocks instead of one text a row."
     )
 
     @model_validator(mode="after")
@@ -261,6 +261,8 @@ class TrainConfig(StrictModel):
             raise ValueError(f"training.whole_word_masking is for tasks 'mlm' and 'rtd', not {self.task!r}")
         if self.training.whole_word_masking and self.tokenizer is not None and self.tokenizer.kind != "wordpiece":
             raise ValueError("training.whole_word_masking needs tokenizer.kind 'wordpiece'")
+        if self.data.pack and self.task != "clm":
+            raise ValueError(f"data.pack is for task 'clm', not {self.task!r}")
         if self.training.label_smoothing and self.task != "classify":
             raise ValueError(f"training.label_smoothing is for task 'classify', not {self.task!r}")
         if self.rtd is not None and self.task != "rtd":
