@@ -87,7 +87,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Report directory (default: <run>/eval-<split> for runs).")] = None,
     repository: Annotated[Path | None, typer.Option(help="Model repository for a published name.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per evaluation batch.")] = 64,
 ) -> None:
     """Measure a model: classifiers get accuracy, F1, ROC-AUC, PR-AUC, calibration; LMs perplexity."""
     from shoplm.evaluation.evaluate import evaluate as run_evaluation
