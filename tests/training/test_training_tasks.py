@@ -20,6 +20,7 @@ from transformers import (
 
 from shoplm.config import ConfigError
 from shoplm.evaluation import load_log_history
+from shoplm.evaluation.evaluate import read_jsonl
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import load_train_config, run_training
 from shoplm.training.config import TrainConfig
@@ -195,7 +196,7 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
     run = train(tmp_path, config)
 
     eval_loss = [entry["eval_loss"] for entry in load_log_history(run) if "eval_loss" in entry][-1]
-    rows = [json.loads(line) for line in (reviews_dir / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(reviews_dir / "validation.jsonl", ["text", "label"])
     model = AutoModelForSequenceClassification.from_pretrained(run / "final").eval()
     pipeline = TextPipeline(PreprocessConfig.load(run / "final"), AutoTokenizer.from_pretrained(run / "final"))
     batch = pipeline.encode([row["text"] for row in rows])

@@ -255,18 +255,19 @@ class TrainConfig(StrictModel):
                 )
             if self.tokenizer is None:
                 raise ValueError("a model built from scratch needs a tokenizer section (what to train)")
-        if spec.ngram_bag is not None and self.task != "classify":
-            raise ValueError(f"model.ngram_bag is for task 'classify', not {self.task!r}")
-        if self.training.whole_word_masking and self.task not in ("mlm", "rtd"):
-            raise ValueError(f"training.whole_word_masking is for tasks 'mlm' and 'rtd', not {self.task!r}")
+        task_only_settings: tuple[tuple[bool, str, tuple[str, ...]], ...] = (
+            (spec.ngram_bag is not None, "model.ngram_bag", ("classify",)),
+            (self.training.whole_word_masking, "training.whole_word_masking", ("mlm", "rtd")),
+            (self.data.pack, "data.pack", ("clm",)),
+            (bool(self.training.label_smoothing), "training.label_smoothing", ("classify",)),
+            (self.rtd is not None, "the rtd section", ("rtd",)),
+        )
+        for is_set, name, tasks in task_only_settings:
+            if is_set and self.task not in tasks:
+                named = " and ".join(repr(task) for task in tasks)
+                raise ValueError(f"{name} is for task{'s' if len(tasks) > 1 else ''} {named}, not {self.task!r}")
         if self.training.whole_word_masking and self.tokenizer is not None and self.tokenizer.kind != "wordpiece":
             raise ValueError("training.whole_word_masking needs tokenizer.kind 'wordpiece'")
-        if self.data.pack and self.task != "clm":
-            raise ValueError(f"data.pack is for task 'clm', not {self.task!r}")
-        if self.training.label_smoothing and self.task != "classify":
-            raise ValueError(f"training.label_smoothing is for task 'classify', not {self.task!r}")
-        if self.rtd is not None and self.task != "rtd":
-            raise ValueError(f"the rtd section is for task 'rtd', not {self.task!r}")
         if self.task == "rtd" and spec.architecture is None:
             raise ValueError("task 'rtd' pretrains from scratch: give model.architecture, not model.from_pretrained")
         if self.task == "rtd" and self.distributed.fsdp:
