@@ -11,6 +11,8 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForMaskedLM,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
     RobertaConfig,
     RobertaForMaskedLM,
     RobertaPreLayerNormConfig,
@@ -116,7 +118,7 @@ def test_a_saved_bag_classifier_loads_through_the_auto_class(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("config_class", "model_class"),
     [(RobertaConfig, RobertaForMaskedLM), (RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM),
-     (BertConfig, BertForMaskedLM)],
+     (ModernBertConfig, ModernBertForMaskedLM), (BertConfig, BertForMaskedLM)],
 )
 def test_the_masked_positions_loss_equals_the_stock_loss(config_class, model_class) -> None:
     config = config_class(**SMALL)

@@ -96,7 +96,8 @@ def mask_for_training(
 
 
 class MaskedPositionsLoss:
-    """Mixin for a ``*ForMaskedLM`` class (BERT, RoBERTa, pre-LN RoBERTa): the sparse training loss.
+    """Mixin for a ``*ForMaskedLM`` class (BERT, RoBERTa, pre-LN RoBERTa, ModernBERT): the sparse
+    training loss.
 
     With ``masking`` set (training does), the batches hold unmasked texts and the model masks them,
     by whole words where the batch has ``word_starts``.
@@ -121,11 +122,19 @@ class MaskedPositionsLoss:
         encoder = getattr(model, model.base_model_prefix)
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)[0]
         selected = labels != IGNORE_INDEX
-        head = model.lm_head if hasattr(model, "lm_head") else model.cls
-        logits = head(hidden[selected])
+        logits = _prediction_head(model)(hidden[selected])
         targets = labels[selected]
         loss = F.cross_entropy(logits.float(), targets, reduction="sum") / divisor
         return MaskedLMOutput(loss=loss, logits=logits)
+
+
+def _prediction_head(model: Any) -> Any:
+    """The layers from the encoder's hidden states to the vocabulary logits."""
+    if hasattr(model, "lm_head"):  # RoBERTa, pre-LN RoBERTa
+        return model.lm_head
+    if hasattr(model, "cls"):  # BERT
+        return model.cls
+    return lambda hidden: model.decoder(model.head(hidden))  # ModernBERT
 
 
 def with_masked_positions_loss(model_config: PretrainedConfig) -> type[PreTrainedModel]:

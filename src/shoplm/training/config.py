@@ -16,15 +16,15 @@ from shoplm.config import ConfigError, StrictModel, format_validation_error
 from shoplm.textproc import PreprocessConfig
 
 TrainTask = Literal["clm", "mlm", "rtd", "classify", "chat"]
-Architecture = Literal["gpt2", "llama", "roberta", "roberta-prelayernorm", "bert"]
+Architecture = Literal["gpt2", "llama", "roberta", "roberta-prelayernorm", "modernbert", "bert"]
 
 # Which architectures each task can build from scratch.
 TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "clm": ("gpt2", "llama"),
     "chat": ("gpt2", "llama"),
-    "mlm": ("roberta", "roberta-prelayernorm", "bert"),
+    "mlm": ("roberta", "roberta-prelayernorm", "modernbert", "bert"),
     "rtd": ("roberta", "roberta-prelayernorm", "bert"),
-    "classify": ("roberta", "roberta-prelayernorm", "bert", "gpt2", "llama"),
+    "classify": ("roberta", "roberta-prelayernorm", "modernbert", "bert", "gpt2", "llama"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Build the network a run trains: from scratch (GPT-2, Llama, RoBERTa, BERT) or from a checkpoint."""
+"""Build the network a run trains: from scratch (GPT-2, Llama, RoBERTa, ModernBERT, BERT) or from a checkpoint."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from transformers import (
     BertConfig,
     GPT2Config,
     LlamaConfig,
+    ModernBertConfig,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -156,6 +157,20 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
             num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads or spec.num_heads,
             max_position_embeddings=spec.max_positions, attention_dropout=spec.dropout, tie_word_embeddings=True,
             **ids, **extra,
+        )
+    if spec.architecture == "modernbert":
+        # Rotary positions instead of a learned table: attention can use a neighbour's distance
+        # from the first step, and a small masked LM trained from scratch reaches a pre-LN
+        # RoBERTa's masked-LM loss in a third of the steps (benchmarks/README.md). Every layer
+        # attends globally, as the inputs are short (layer_types says so to transformers 5,
+        # global_attn_every_n_layers to transformers 4).
+        return ModernBertConfig(  # type: ignore[call-arg]
+            hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+            intermediate_size=intermediate, max_position_embeddings=spec.max_positions,
+            layer_types=["full_attention"] * spec.num_layers, global_attn_every_n_layers=1,
+            local_attention=spec.max_positions, embedding_dropout=spec.dropout,
+            mlp_dropout=spec.dropout, attention_dropout=spec.dropout, cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id, **ids, **extra,
         )
     encoder = {
         "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_layers, "num_attention_heads": spec.num_heads,
