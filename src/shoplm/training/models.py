@@ -168,9 +168,8 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
             hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
             intermediate_size=intermediate, max_position_embeddings=spec.max_positions,
             layer_types=["full_attention"] * spec.num_layers, global_attn_every_n_layers=1,
-            local_attention=spec.max_positions, embedding_dropout=spec.dropout,
-            mlp_dropout=spec.dropout, attention_dropout=spec.dropout, cls_token_id=tokenizer.cls_token_id,
-            sep_token_id=tokenizer.sep_token_id, **ids, **extra,
+            embedding_dropout=spec.dropout, mlp_dropout=spec.dropout, attention_dropout=spec.dropout,
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id, **ids, **extra,
         )
     encoder = {
         "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_layers, "num_attention_heads": spec.num_heads,
