@@ -71,6 +71,25 @@ def test_the_bag_ignores_padding_and_counts_only_ngrams_inside_the_text() -> Non
     assert not torch.allclose(plain[1], plain[2])
 
 
+def test_a_presence_bag_counts_each_distinct_ngram_of_a_text_once() -> None:
+    model = bag_model()
+    model.config.ngram_orders = [1, 2]
+    with torch.no_grad():
+        model.ngram_weights.weight.normal_()
+    repeated = torch.tensor([[5, 6, 5, 6, 5, 6, 1, 1]])  # 5 6 three times, then padding
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]])
+    once = torch.tensor([[5, 6, 5]])  # the same distinct n-grams: 5, 6, (5 6), (6 5)
+    with torch.no_grad():
+        counted = model.ngram_logits(repeated, mask)
+        model.config.ngram_presence = True
+        present = model.ngram_logits(repeated, mask)
+        alone = model.ngram_logits(once, torch.ones_like(once))
+        swapped = model.ngram_logits(torch.tensor([[6, 5, 6, 5, 6, 5]]), torch.ones(1, 6, dtype=torch.long))
+    assert torch.allclose(present, alone, atol=1e-5)
+    assert torch.allclose(present, swapped, atol=1e-5)  # the same set of n-grams in another order
+    assert not torch.allclose(present, counted, atol=1e-3)  # by occurrence: 11 n-grams, not 4
+
+
 def test_a_row_longer_than_the_backbone_positions_gives_it_head_and_tail_and_the_bag_everything() -> None:
     model = bag_model()
     with torch.no_grad():

@@ -76,7 +76,7 @@ def test_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, reviews_d
 
     mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm", model={"architecture": architecture}))
     fine_tune = fine_tune_config(tmp_path / "cls", reviews_dir, mlm, model={
-        "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0}})
+        "ngram_bag": {"orders": [1, 2], "buckets": 4096, "lr_scale": 10.0, "presence": True}})
     # Longer than the backbone's 64 positions: the bag reads it all, the backbone head and tail.
     fine_tune["preprocessing"] = {"truncate": {"unit": "tokens", "strategy": "head_tail"},
                                   "padding": {"max_length": 160}}
@@ -86,6 +86,7 @@ def test_masked_lm_then_a_classifier_with_an_ngram_bag(tmp_path: Path, reviews_d
     model = AutoModelForSequenceClassification.from_pretrained(cls / "final").eval()
     assert isinstance(model, NgramBagForSequenceClassification)
     assert model.backbone.config.model_type == architecture and model.config.ngram_orders == [1, 2]
+    assert model.config.ngram_presence  # the repeated phrase of the long review below counts once
     assert model.ngram_weights.weight.abs().sum() > 0  # the bag learned
     pretrained = AutoModelForMaskedLM.from_pretrained(mlm / "final").get_input_embeddings().weight
     tuned = model.get_input_embeddings().weight

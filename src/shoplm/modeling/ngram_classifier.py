@@ -6,7 +6,8 @@ The logits are the sum of two parts trained together:
 * the n-gram bag: every n-gram of token ids (orders 1 to 3 by default) is hashed into a table of
   per-label weights, and a text's weights are summed and divided by the square root of its
   n-gram count. With one token per Chinese character these are character n-grams, the features
-  of the classic TF-IDF + logistic regression baseline.
+  of the classic TF-IDF + logistic regression baseline. With ``ngram_presence`` each distinct
+  n-gram of a text counts once, however often it occurs (binary features, as in NBSVM).
 
 On small data the bag learns surface cues (words, negations) in one epoch, while the backbone,
 pretrained from scratch on little text, learns context more slowly; their sum beats either.
@@ -50,6 +51,7 @@ class NgramBagConfig(PretrainedConfig):
         ngram_orders: list[int] | None = None,
         ngram_buckets: int = 1 << 20,
         ngram_lr_scale: float = 100.0,
+        ngram_presence: bool = False,
         backbone_head_fraction: float = 0.5,
         **kwargs: Any,
     ) -> None:
@@ -59,6 +61,7 @@ class NgramBagConfig(PretrainedConfig):
         self.ngram_orders = list(ngram_orders or [1, 2, 3])
         self.ngram_buckets = ngram_buckets
         self.ngram_lr_scale = ngram_lr_scale
+        self.ngram_presence = ngram_presence
         self.backbone_head_fraction = backbone_head_fraction
         if backbone is not None:
             for key in ("num_labels", "id2label", "label2id", "pad_token_id"):
@@ -104,7 +107,10 @@ class NgramBagForSequenceClassification(PreTrainedModel):
         self.backbone.set_input_embeddings(value)
 
     def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Per-label sums of the weights of each row's hashed n-grams, over sqrt(n-gram count)."""
+        """Per-label sums of the weights of each row's hashed n-grams, over sqrt(n-gram count).
+
+        With ``ngram_presence`` a row's repeated n-grams (equal hashes) are counted once.
+        """
         config = self.config
         buckets = config.ngram_buckets
         total = torch.zeros(input_ids.shape[0], self.ngram_weights.embedding_dim, device=input_ids.device)
@@ -120,6 +126,8 @@ class NgramBagForSequenceClassification(PreTrainedModel):
             for offset in range(order):
                 hashed = (hashed * _HASH_MULTIPLIER + ids[:, offset : offset + width]) % buckets
                 inside &= valid[:, offset : offset + width]
+            if config.ngram_presence:
+                hashed, inside = _first_occurrences(hashed, inside)
             weights = self.ngram_weights(hashed) * inside.unsqueeze(-1)
             total = total + weights.sum(dim=1).float()
             count = count + inside.sum(dim=1)
@@ -167,6 +175,15 @@ class NgramBagForSequenceClassification(PreTrainedModel):
         logits = output.logits.float() + self.ngram_logits(input_ids, attention_mask)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def _first_occurrences(hashed: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's hashes sorted, with ``inside`` true only on the first of each distinct value."""
+    # Padding sorts first as -1 and is dropped; the order of a row's n-grams does not matter to a sum.
+    ordered = torch.where(inside, hashed, torch.full_like(hashed, -1)).sort(dim=1).values
+    first = torch.ones_like(inside)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    return ordered.clamp(min=0), first & (ordered >= 0)
 
 
 def register() -> None:

@@ -70,6 +70,9 @@ class NgramBagSpec(StrictModel):
     lr_scale: float = Field(
         100.0, gt=0, description="The bag learns this many times faster than the rest of the model."
     )
+    presence: bool = Field(
+        False, description="Count each distinct n-gram of a text once, not once per occurrence."
+    )
 
     @model_validator(mode="after")
     def _orders(self) -> NgramBagSpec:

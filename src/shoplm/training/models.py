@@ -113,7 +113,8 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     if config.task == "classify" and bag is not None and not isinstance(model, NgramBagForSequenceClassification):
         # Wrapped after any resize, so the backbone's own config keeps its vocabulary size.
         model = NgramBagForSequenceClassification.wrapping(
-            model, ngram_orders=bag.orders, ngram_buckets=bag.buckets, ngram_lr_scale=bag.lr_scale
+            model, ngram_orders=bag.orders, ngram_buckets=bag.buckets, ngram_lr_scale=bag.lr_scale,
+            ngram_presence=bag.presence,
         )
     return model
 
