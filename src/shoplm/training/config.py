@@ -169,6 +169,13 @@ class TrainingSpec(StrictModel):
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of the steps spent warming up.")
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     max_grad_norm: float = Field(1.0, gt=0)
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Layer-wise learning-rate decay: layer i of L learns at learning_rate x this^(L+1-i) "
+        "(embeddings i = 0; the head and an n-gram bag at the full rate). 1 turns it off.",
+    )
     eval_strategy: Literal["steps", "epoch", "no"] = "epoch"
     eval_steps: int | None = Field(None, ge=1)
     save_strategy: Literal["steps", "epoch", "no"] = "epoch"

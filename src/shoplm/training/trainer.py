@@ -32,6 +32,7 @@ from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
 from shoplm.training.data import DataFiles, build_split, resolve_files, texts_for_tokenizer
+from shoplm.training.layer_decay import LayerDecayTrainer
 from shoplm.training.models import (
     apply_lora,
     build_model,
@@ -198,7 +199,7 @@ def run_training(
         model = apply_lora(model, config)
     if args.fsdp_plugin_args is not None and (units := fsdp_unit_classes(model)):
         args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(units)
-    trainer = Trainer(
+    trainer = LayerDecayTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -207,6 +208,7 @@ def run_training(
         processing_class=tokenizer,
         compute_metrics=classification_scores if config.task == "classify" else None,
         callbacks=_callbacks(config, run_dir),
+        layer_lr_decay=config.training.layer_lr_decay,
     )
     checkpoint = (str(runs.checkpoints(run_dir)[-1]) if resume is True else str(resume)) if resume else None
     outcome = trainer.train(resume_from_checkpoint=checkpoint)
