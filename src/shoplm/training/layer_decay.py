@@ -1,7 +1,7 @@
 """Layer-wise learning-rate decay: the lower a transformer layer, the smaller its learning rate.
 
-Fine-tuning a pretrained encoder on little data, the layers near the embeddings hold the most
-general features; scaling layer ``i`` of ``L`` by ``decay ** (L + 1 - i)`` (embeddings ``i = 0``,
+When a pretrained encoder is fine-tuned on little data, the layers near the embeddings hold the
+most general features; scaling layer ``i`` of ``L`` by ``decay ** (L + 1 - i)`` (embeddings ``i = 0``,
 the head and anything outside the layer stack at ``L + 1``) changes them less than the head
 (Howard and Ruder, 2018; Clark et al., 2020). The Trainer's own optimizer is kept: only its
 parameter groups differ.
@@ -22,17 +22,16 @@ _EMBEDDINGS = re.compile(r"(?:^|\.)(?:embeddings|embed_tokens|wte|wpe)(?:\.|$)")
 
 def parameter_depths(model: torch.nn.Module) -> tuple[dict[str, int], int]:
     """Each trainable parameter's depth (embeddings 0, layer i at i + 1, the rest on top) and the top."""
-    names = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-    layers = {int(match.group(1)) for name in names if (match := _LAYER_INDEX.search(name))}
-    top = max(layers, default=-1) + 2
-    depths = {}
-    for name in names:
-        if match := _LAYER_INDEX.search(name):
-            depths[name] = int(match.group(1)) + 1
-        elif _EMBEDDINGS.search(name):
-            depths[name] = 0
-        else:
-            depths[name] = top
+    layer_of = {
+        name: int(match.group(1)) if (match := _LAYER_INDEX.search(name)) else None
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
+    }
+    top = max((layer for layer in layer_of.values() if layer is not None), default=-1) + 2
+    depths = {
+        name: layer + 1 if layer is not None else 0 if _EMBEDDINGS.search(name) else top
+        for name, layer in layer_of.items()
+    }
     return depths, top
 
 
