@@ -55,13 +55,27 @@ def train(
         raise typer.Exit(_launch_torchrun(config, nproc, resume, resume_from, overwrite, output_dir))
     from shoplm.training.trainer import run_training
 
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    budget = loaded.training.time_budget_minutes
+    if main_process and budget is not None:
+        typer.echo(f"time budget: training stops after {budget:g} minutes; the progress bar counts the steps "
+                   "of the configured epochs, an upper bound", err=True)
     try:
         result = run_training(loaded, resume=resume_from or resume, overwrite=overwrite, command=sys.argv)
     except _user_errors() as error:
         raise fail(str(error)) from None
-    if int(os.environ.get("RANK", "0")) == 0:
-        samples = result.metrics.get("train_samples_per_second")
-        typer.echo(f"final model: {result.final_dir}" + (f"  ({samples:.1f} samples/s)" if samples else ""))
+    if main_process:
+        typer.echo(f"final model: {result.final_dir}" + _run_summary(result.metrics))
+
+
+def _run_summary(metrics: dict[str, Any]) -> str:
+    """Throughput, and where a time budget ended the run, the step and epoch it reached."""
+    parts = []
+    if samples := metrics.get("train_samples_per_second"):
+        parts.append(f"{samples:.1f} samples/s")
+    if metrics.get("time_budget_spent"):
+        parts.append(f"time budget spent at step {metrics['global_step']}, epoch {metrics.get('epoch', 0):.2f}")
+    return f"  ({'; '.join(parts)})" if parts else ""
 
 
 def _launch_torchrun(

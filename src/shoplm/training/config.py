@@ -161,6 +161,13 @@ class TrainingSpec(StrictModel):
 
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, ge=-1, description="When > 0, overrides epochs.")
+    time_budget_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Train for this many minutes of the training loop (evaluations included): the "
+        "learning-rate schedule runs on elapsed time and the run stops when it is spent; epochs or "
+        "max_steps cap it. Not reproducible step for step: a faster machine takes more steps.",
+    )
     batch_size: int = Field(32, ge=1, description="Per process; the global batch is this x processes x accumulation.")
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

@@ -32,13 +32,13 @@ from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
 from shoplm.training.data import DataFiles, build_split, resolve_files, texts_for_tokenizer
-from shoplm.training.layer_decay import LayerDecayTrainer
 from shoplm.training.models import (
     apply_lora,
     build_model,
     load_pretrained_tokenizer,
     pretrained_directory,
 )
+from shoplm.training.time_budget import TimeBudget, TimeBudgetTrainer
 from shoplm.training.tokenizer_training import train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,14 @@ def run_training(
         model = apply_lora(model, config)
     if args.fsdp_plugin_args is not None and (units := fsdp_unit_classes(model)):
         args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(units)
-    trainer = LayerDecayTrainer(
+    checkpoint = (runs.checkpoints(run_dir)[-1] if resume is True else Path(resume)) if resume else None
+    time_budget = None
+    if (minutes := config.training.time_budget_minutes) is not None:
+        spec = config.training
+        time_budget = TimeBudget(minutes, schedule=spec.lr_scheduler, warmup_ratio=spec.warmup_ratio)
+        if checkpoint is not None:
+            time_budget.restore(checkpoint)
+    trainer = TimeBudgetTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -209,10 +216,12 @@ def run_training(
         compute_metrics=classification_scores if config.task == "classify" else None,
         callbacks=_callbacks(config, run_dir),
         layer_lr_decay=config.training.layer_lr_decay,
+        time_budget=time_budget,
     )
-    checkpoint = (str(runs.checkpoints(run_dir)[-1]) if resume is True else str(resume)) if resume else None
-    outcome = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(outcome.metrics)
+    outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    metrics = dict(outcome.metrics, global_step=outcome.global_step)
+    if time_budget is not None:
+        metrics["time_budget_spent"] = time_budget.spent
     if eval_set is not None and config.training.eval_strategy != "no":
         metrics.update(trainer.evaluate())
     final_dir = run_dir / runs.FINAL_MODEL_DIR
