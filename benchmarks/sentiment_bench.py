@@ -182,7 +182,7 @@ def markdown(result: dict[str, Any]) -> str:
     pretraining = PRETRAINING[result.get("pretraining", "mlm")][1]
     epochs, budget = result.get("pretrain_epochs"), result.get("pretrain_budget_minutes")
     if budget is not None:
-        pretraining = f"{pretraining} for {budget:g} minutes ({epochs:g} epochs)"
+        pretraining = f"{pretraining} for {budget:g} minutes, {epochs:g} epochs here"
     elif epochs is not None:
         pretraining = f"{pretraining} for {epochs:g} epochs"
     name = f"shoplm (pre-LN RoBERTa from scratch: {pretraining}, then fine-tune with an n-gram bag)"
