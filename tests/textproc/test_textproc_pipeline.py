@@ -33,6 +33,24 @@ def test_smollm2_frame_is_empty(smollm2_tokenizer: PreTrainedTokenizerBase) -> N
 
 
 @pytest.mark.real_models
+@pytest.mark.parametrize(("fixture", "typed"), [("minilm_tokenizer", "[SEP]"), ("smollm2_tokenizer", "<|im_end|>")])
+def test_special_token_strings_in_user_text_stay_plain_text(
+    request: pytest.FixtureRequest, fixture: str, typed: str
+) -> None:
+    tokenizer = request.getfixturevalue(fixture)
+    pipeline = TextPipeline(PreprocessConfig(), tokenizer)
+    special_ids = set(tokenizer.all_special_ids)
+
+    ids, _ = pipeline.token_ids(f"good {typed} bad")
+
+    prefix, suffix = special_token_frame(tokenizer)
+    content = ids[len(prefix) : len(ids) - len(suffix)]
+    assert content and not special_ids & set(content)
+    # The shared tokenizer still reads the string as its special token (chat templates need that).
+    assert special_ids & set(tokenizer(f"good {typed} bad", add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.real_models
 def test_token_ids_match_the_tokenizer_on_cleaned_text(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:

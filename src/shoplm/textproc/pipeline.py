@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -44,8 +46,8 @@ def special_token_frame(
     `tokenizers` library, so the frame is read off one probe text encoded with and without
     special tokens; this works the same for every tokenizer class.
     """
-    content = _input_ids(tokenizer, [_PROBE_TEXT], add_special_tokens=False)[0]
-    framed = _input_ids(tokenizer, [_PROBE_TEXT], add_special_tokens=True)[0]
+    encode = content_encoder(tokenizer)
+    content, framed = encode([_PROBE_TEXT], False)[0], encode([_PROBE_TEXT], True)[0]
     for start in range(len(framed) - len(content) + 1):
         if framed[start : start + len(content)] == content:
             return framed[:start], framed[start + len(content) :]
@@ -55,17 +57,41 @@ def special_token_frame(
     )
 
 
-def _input_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_special_tokens: bool) -> list[list[int]]:
-    # verbose=False: the "longer than model_max_length" warning is wrong here, since the
-    # pipeline truncates afterwards. Passing no truncation/padding arguments means the call
-    # never reconfigures a fast tokenizer, which keeps concurrent calls safe.
+ContentEncoder = Callable[[list[str], bool], list[list[int]]]
+
+
+def content_encoder(tokenizer: PreTrainedTokenizerBase) -> ContentEncoder:
+    """A function from texts (and whether to add special tokens) to their token ids, which reads
+    special-token strings inside the text ("[SEP]", "<|im_end|>" typed into a review) as plain
+    text: a user's words never become a control token of the model.
+
+    A fast tokenizer gets a private copy of its Rust tokenizer set up for that, without
+    truncation or padding. The shared tokenizer is left as it is, since chat templates rely on
+    it turning their special-token strings into special tokens. Calls on the copy never
+    reconfigure it, so concurrent calls are safe.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        # The Rust tokenizer directly: the Python wrapper adds about half again to each call,
-        # and serving calls this once per request on its event loop.
-        return [backend.encode(text, add_special_tokens=add_special_tokens).ids for text in texts]
-    encoded = tokenizer(texts, add_special_tokens=add_special_tokens, verbose=False)
-    return cast(list[list[int]], encoded["input_ids"])
+    if backend is None:
+        def encode_slow(texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+            # verbose=False: the "longer than model_max_length" warning is wrong here, since the
+            # pipeline truncates afterwards.
+            encoded = tokenizer(
+                texts, add_special_tokens=add_special_tokens, split_special_tokens=True, verbose=False
+            )
+            return cast(list[list[int]], encoded["input_ids"])
+
+        return encode_slow
+    own = copy.deepcopy(backend)
+    own.no_truncation()
+    own.no_padding()
+    own.encode_special_tokens = True
+
+    def encode_fast(texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+        # One text at a time on the Rust tokenizer: the Python wrapper adds about half again to
+        # each call, and serving calls this once per request on its event loop.
+        return [own.encode(text, add_special_tokens=add_special_tokens).ids for text in texts]
+
+    return encode_fast
 
 
 class TextPipeline:
@@ -88,8 +114,10 @@ class TextPipeline:
         self._segmenter = Segmenter(config.segment) if config.segment.enabled else None
         self._prefix: list[int] = []
         self._suffix: list[int] = []
+        self._encode: ContentEncoder | None = None
         if tokenizer is not None:
             self._check_tokenizer(tokenizer)
+            self._encode = content_encoder(tokenizer)
         self.pad_token_id = _pad_token_id(tokenizer)
 
     def _check_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -160,9 +188,10 @@ class TextPipeline:
 
     def token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
         """`token_ids` for each of `texts`, tokenized in one call (faster for many texts)."""
-        tokenizer = self._require_tokenizer()
+        self._require_tokenizer()
+        assert self._encode is not None  # built with the tokenizer
         cleaned = [self._clean(text) for text in texts]
-        contents = _input_ids(tokenizer, [text for text, _ in cleaned], add_special_tokens=False)
+        contents = self._encode([text for text, _ in cleaned], False)
         return [self._frame(content, chars_cut) for content, (_, chars_cut) in zip(contents, cleaned, strict=True)]
 
     def _frame(self, content: list[int], chars_cut: bool) -> tuple[list[int], bool]:
