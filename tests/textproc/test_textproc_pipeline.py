@@ -51,6 +51,17 @@ def test_special_token_strings_in_user_text_stay_plain_text(
 
 
 @pytest.mark.real_models
+def test_a_typed_mask_token_stays_the_blank_for_fill_mask(minilm_tokenizer: PreTrainedTokenizerBase) -> None:
+    pipeline = TextPipeline(PreprocessConfig(), minilm_tokenizer)
+    text = "paris is the [MASK] of france. [MASK]"
+
+    ids, _ = pipeline.token_ids(text)
+
+    assert ids == minilm_tokenizer(text)["input_ids"]
+    assert ids.count(minilm_tokenizer.mask_token_id) == 2
+
+
+@pytest.mark.real_models
 def test_token_ids_match_the_tokenizer_on_cleaned_text(
     minilm_tokenizer: PreTrainedTokenizerBase,
 ) -> None:

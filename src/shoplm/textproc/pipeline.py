@@ -46,8 +46,8 @@ def special_token_frame(
     `tokenizers` library, so the frame is read off one probe text encoded with and without
     special tokens; this works the same for every tokenizer class.
     """
-    encode = content_encoder(tokenizer)
-    content, framed = encode([_PROBE_TEXT], False)[0], encode([_PROBE_TEXT], True)[0]
+    content = tokenizer(_PROBE_TEXT, add_special_tokens=False, verbose=False)["input_ids"]
+    framed = tokenizer(_PROBE_TEXT, add_special_tokens=True, verbose=False)["input_ids"]
     for start in range(len(framed) - len(content) + 1):
         if framed[start : start + len(content)] == content:
             return framed[:start], framed[start + len(content) :]
@@ -57,41 +57,58 @@ def special_token_frame(
     )
 
 
-ContentEncoder = Callable[[list[str], bool], list[list[int]]]
+ContentEncoder = Callable[[list[str]], list[list[int]]]
 
 
 def content_encoder(tokenizer: PreTrainedTokenizerBase) -> ContentEncoder:
-    """A function from texts (and whether to add special tokens) to their token ids, which reads
-    special-token strings inside the text ("[SEP]", "<|im_end|>" typed into a review) as plain
-    text: a user's words never become a control token of the model.
+    """A function from texts to their token ids, special tokens not added, that reads special-token
+    strings inside a text ("[SEP]", "<|im_end|>" typed into a review) as plain text: a user's words
+    never become a control token of the model. The mask token is the exception: typed into a text,
+    it marks the blank a fill-mask model fills.
 
-    A fast tokenizer gets a private copy of its Rust tokenizer set up for that, without
-    truncation or padding. The shared tokenizer is left as it is, since chat templates rely on
-    it turning their special-token strings into special tokens. Calls on the copy never
-    reconfigure it, so concurrent calls are safe.
+    A fast tokenizer gets a private copy of its Rust tokenizer set up for that, without truncation
+    or padding. The shared tokenizer is left as it is, since chat templates rely on it turning
+    their special-token strings into special tokens. Calls on the copy never reconfigure it, so
+    concurrent calls are safe.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        def encode_slow(texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+        def encode_piece(text: str) -> list[int]:
             # verbose=False: the "longer than model_max_length" warning is wrong here, since the
             # pipeline truncates afterwards.
-            encoded = tokenizer(
-                texts, add_special_tokens=add_special_tokens, split_special_tokens=True, verbose=False
-            )
-            return cast(list[list[int]], encoded["input_ids"])
+            encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+            return cast(list[int], encoded["input_ids"])
+    else:
+        own = copy.deepcopy(backend)
+        own.no_truncation()
+        own.no_padding()
+        own.encode_special_tokens = True
 
-        return encode_slow
-    own = copy.deepcopy(backend)
-    own.no_truncation()
-    own.no_padding()
-    own.encode_special_tokens = True
+        def encode_piece(text: str) -> list[int]:
+            # The Rust tokenizer directly: the Python wrapper adds about half again to each call,
+            # and serving calls this once per request on its event loop.
+            return cast(list[int], own.encode(text, add_special_tokens=False).ids)
 
-    def encode_fast(texts: list[str], add_special_tokens: bool) -> list[list[int]]:
-        # One text at a time on the Rust tokenizer: the Python wrapper adds about half again to
-        # each call, and serving calls this once per request on its event loop.
-        return [own.encode(text, add_special_tokens=add_special_tokens).ids for text in texts]
+    mask, mask_id = tokenizer.mask_token, tokenizer.mask_token_id
+    if not mask or mask_id is None:
+        return lambda texts: [encode_piece(text) for text in texts]
+    declared = getattr(tokenizer, "added_tokens_decoder", {}).get(mask_id)
+    # An added token may swallow the spaces beside it (RoBERTa's "<mask>" takes the one before).
+    lstrip, rstrip = getattr(declared, "lstrip", False), getattr(declared, "rstrip", False)
 
-    return encode_fast
+    def encode_with_masks(text: str) -> list[int]:
+        pieces = text.split(mask)
+        ids: list[int] = []
+        for index, piece in enumerate(pieces):
+            if index:
+                ids.append(mask_id)
+                piece = piece.lstrip() if rstrip else piece
+            if lstrip and index < len(pieces) - 1:
+                piece = piece.rstrip()
+            ids.extend(encode_piece(piece) if piece else [])
+        return ids
+
+    return lambda texts: [encode_with_masks(text) for text in texts]
 
 
 class TextPipeline:
@@ -191,7 +208,7 @@ class TextPipeline:
         self._require_tokenizer()
         assert self._encode is not None  # built with the tokenizer
         cleaned = [self._clean(text) for text in texts]
-        contents = self._encode([text for text, _ in cleaned], False)
+        contents = self._encode([text for text, _ in cleaned])
         return [self._frame(content, chars_cut) for content, (_, chars_cut) in zip(contents, cleaned, strict=True)]
 
     def _frame(self, content: list[int], chars_cut: bool) -> tuple[list[int], bool]:
