@@ -111,13 +111,14 @@ def main() -> None:
         "snownlp_bayes": snownlp_bayes(train_rows, test_rows),
     }
     minutes = sum(timings.values()) / 60 if timings else None
-    precision = json.loads((pretrain_run / RUN_INFO).read_text(encoding="utf-8"))["mixed_precision"]
+    pretrain_info = json.loads((pretrain_run / RUN_INFO).read_text(encoding="utf-8"))
+    precision = pretrain_info["mixed_precision"]
     result = {
         "machine": {"cpus": os.cpu_count(), "processor": cpu_model(), "precision": precision},
         "data": {"content_hash": DatasetCard.load(data_dir).content_hash, "n_train": len(train_rows),
                  "n_test": len(test_rows)},
         "pretraining": args.pretrain,
-        **pretraining_length(pretrain_run),
+        **pretraining_length(pretrain_run, pretrain_info.get("train_metrics", {})),
         "timings": timings,
         "train_minutes": minutes,
         "shoplm": {key: ours.get(key) for key in REPORTED},
@@ -144,11 +145,10 @@ def main() -> None:
     print(table)
 
 
-def pretraining_length(run_dir: Path) -> dict[str, Any]:
+def pretraining_length(run_dir: Path, trained: dict[str, Any]) -> dict[str, Any]:
     """Stage 1's time budget (minutes; None without one) and the epochs it trained, from its run
-    directory's resolved config and training metrics."""
+    directory's resolved config and its training metrics (``trained``)."""
     resolved = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
-    trained = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8")).get("train_metrics", {})
     return {
         "pretrain_budget_minutes": resolved["training"].get("time_budget_minutes"),
         "pretrain_epochs": round(float(trained.get("epoch", resolved["training"]["epochs"])), 2),

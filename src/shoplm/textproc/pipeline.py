@@ -205,10 +205,9 @@ class TextPipeline:
 
     def token_ids_batch(self, texts: list[str]) -> list[tuple[list[int], bool]]:
         """`token_ids` for each of `texts`, tokenized in one call (faster for many texts)."""
-        self._require_tokenizer()
-        assert self._encode is not None  # built with the tokenizer
+        encode = self._require_encoder()
         cleaned = [self._clean(text) for text in texts]
-        contents = self._encode([text for text, _ in cleaned])
+        contents = encode([text for text, _ in cleaned])
         return [self._frame(content, chars_cut) for content, (_, chars_cut) in zip(contents, cleaned, strict=True)]
 
     def _frame(self, content: list[int], chars_cut: bool) -> tuple[list[int], bool]:
@@ -230,10 +229,10 @@ class TextPipeline:
             )
         return [*self._prefix, *content, *self._suffix], chars_cut or tokens_cut
 
-    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
-        if self.tokenizer is None:
+    def _require_encoder(self) -> ContentEncoder:
+        if self._encode is None:
             raise RuntimeError("this TextPipeline has no tokenizer; pass tokenizer= to TextPipeline to encode")
-        return self.tokenizer
+        return self._encode
 
     def count_tokens(self, text: str) -> int:
         """Return how many token ids `token_ids(text)` yields, i.e. what the model sees."""
