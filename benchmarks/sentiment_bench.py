@@ -118,7 +118,8 @@ def main() -> None:
         "data": {"content_hash": DatasetCard.load(data_dir).content_hash, "n_train": len(train_rows),
                  "n_test": len(test_rows)},
         "pretraining": args.pretrain,
-        **pretraining_length(pretrain_run, pretrain_info.get("train_metrics", {})),
+        **stage_length("pretrain", pretrain_run),
+        **stage_length("finetune", cls_run),
         "timings": timings,
         "train_minutes": minutes,
         "shoplm": {key: ours.get(key) for key in REPORTED},
@@ -145,13 +146,14 @@ def main() -> None:
     print(table)
 
 
-def pretraining_length(run_dir: Path, trained: dict[str, Any]) -> dict[str, Any]:
-    """Stage 1's time budget (minutes; None without one) and the epochs it trained, from its run
-    directory's resolved config and its training metrics (``trained``)."""
+def stage_length(stage: str, run_dir: Path) -> dict[str, Any]:
+    """A stage's time budget (minutes; None without one) and the epochs it trained, from its run
+    directory's resolved config and the training metrics in its run_info.json."""
     resolved = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text(encoding="utf-8"))
+    trained = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8")).get("train_metrics", {})
     return {
-        "pretrain_budget_minutes": resolved["training"].get("time_budget_minutes"),
-        "pretrain_epochs": round(float(trained.get("epoch", resolved["training"]["epochs"])), 2),
+        f"{stage}_budget_minutes": resolved["training"].get("time_budget_minutes"),
+        f"{stage}_epochs": round(float(trained.get("epoch", resolved["training"]["epochs"])), 2),
     }
 
 
@@ -179,13 +181,9 @@ def markdown(result: dict[str, Any]) -> str:
         "| model | accuracy | ROC-AUC | F1 | PR-AUC | log loss |",
         "|---|---|---|---|---|---|",
     ]
-    pretraining = PRETRAINING[result.get("pretraining", "mlm")][1]
-    epochs, budget = result.get("pretrain_epochs"), result.get("pretrain_budget_minutes")
-    if budget is not None:
-        pretraining = f"{pretraining} for {budget:g} minutes, {epochs:g} epochs here"
-    elif epochs is not None:
-        pretraining = f"{pretraining} for {epochs:g} epochs"
-    name = f"shoplm (pre-LN RoBERTa from scratch: {pretraining}, then fine-tune with an n-gram bag)"
+    pretraining = PRETRAINING[result.get("pretraining", "mlm")][1] + stage_words(result, "pretrain")
+    finetuning = stage_words(result, "finetune")
+    name = f"shoplm (pre-LN RoBERTa from scratch: {pretraining}, then fine-tune with an n-gram bag{finetuning})"
     rows = {name: result["shoplm"],
             **result["baselines"]}
     for name, metrics in rows.items():
@@ -195,6 +193,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "Targets: ROC-AUC >= 0.93 " + verdict(met["roc_auc"]) + ", accuracy >= 0.87 "
               + verdict(met["accuracy"]) + ", training <= 30 min " + verdict(met["train_minutes"]) + "."]
     return "\n".join(lines)
+
+
+def stage_words(result: dict[str, Any], stage: str) -> str:
+    """" for 20 minutes, 4.98 epochs here" or " for 3 epochs": how long a stage trained."""
+    epochs, budget = result.get(f"{stage}_epochs"), result.get(f"{stage}_budget_minutes")
+    if budget is not None:
+        return f" for at most {budget:g} minutes, {epochs:g} epochs here"
+    return "" if epochs is None else f" for {epochs:g} epochs"
 
 
 def verdict(met: bool | None) -> str:

@@ -72,6 +72,22 @@ def test_a_run_stops_when_its_budget_is_spent_with_the_rate_decayed(tmp_path: Pa
     assert 0 < peak < len(rates) - 1 and rates[-1] < rates[peak]
 
 
+def test_a_cap_reached_first_ends_the_schedule_as_a_run_without_a_budget(tmp_path: Path, reviews_dir: Path) -> None:
+    # Ten minutes are never spent in 12 steps: the cap ends the run, and the rate must reach the end
+    # of its decay there, step for step as transformers' own linear schedule does (a warm-up of
+    # exactly 3 steps: transformers rounds the warm-up's steps up, the budget's shares do not).
+    rates = []
+    for name, minutes in (("budget", 10), ("plain", None)):
+        config = budget_config(tmp_path / name, reviews_dir, minutes=minutes, max_steps=12, logging_steps=1,
+                               save_steps=12, warmup_ratio=0.25)
+        run = run_training(load_train_config(write_config(tmp_path / f"{name}.yaml", config))).run_dir
+        rates.append([entry["learning_rate"] for entry in load_log_history(run) if "learning_rate" in entry])
+    with_budget, without = rates
+    assert len(with_budget) == 12
+    assert with_budget == pytest.approx(without)
+    assert with_budget[-1] < 0.2 * max(with_budget)  # the last step runs at 1/9 of the peak
+
+
 def test_a_resumed_run_spends_only_what_is_left(tmp_path: Path, reviews_dir: Path) -> None:
     # Ten minutes are never spent in these 4 steps.
     config = budget_config(tmp_path / "run", reviews_dir, minutes=10, max_steps=4, save_steps=2)

@@ -4,8 +4,10 @@ With ``training.time_budget_minutes`` the learning-rate schedule runs on elapsed
 and decay are fractions of the budget, not of the steps, and training stops when the budget is
 spent (after Geiping and Goldstein, 2023, "Cramming"). A fast machine takes more steps in the
 same minutes, a slow one fewer, and both finish their schedule. ``epochs`` / ``max_steps`` still
-cap the run. The time counts the training loop with its evaluations and checkpoints, not the
-data preparation before it.
+cap the run, and the schedule's progress is whichever share is larger, of the budget spent or of
+the cap's steps taken: a machine fast enough to reach the cap first still ends its schedule at
+the cap, as a run without a budget would. The time counts the training loop with its evaluations
+and checkpoints, not the data preparation before it.
 
 Every process of a distributed run uses rank 0's clock, so all of them agree on the learning
 rate and on the step at which they stop. A checkpoint records the time spent so far, and a run
@@ -56,7 +58,8 @@ class TimeBudget(TrainerCallback):
         self.schedule = schedule
         self.warmup_ratio = warmup_ratio
         self.spent_before = 0.0  # restored from the checkpoint a run resumes from
-        self.progress = 0.0  # the share of the budget spent at the start of the current step
+        self.time_share = 0.0  # the share of the budget spent at the start of the current step
+        self.progress = 0.0  # the schedule's: the larger of time_share and the share of the cap's steps
         self.spent = False  # whether the budget, rather than epochs or max_steps, ended the run
         self._started: float | None = None
 
@@ -65,7 +68,7 @@ class TimeBudget(TrainerCallback):
         record = checkpoint / CHECKPOINT_FILE
         if record.is_file():
             self.spent_before = float(json.loads(record.read_text(encoding="utf-8"))["elapsed_seconds"])
-            self.progress = min(1.0, self.spent_before / self.seconds)
+            self.time_share = self.progress = min(1.0, self.spent_before / self.seconds)
 
     def elapsed(self) -> float:
         running = 0.0 if self._started is None else time.monotonic() - self._started
@@ -87,12 +90,16 @@ class TimeBudget(TrainerCallback):
     def on_step_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self.progress = min(1.0, _rank_zero_value(self.elapsed(), args.device) / self.seconds)
+        self.time_share = min(1.0, _rank_zero_value(self.elapsed(), args.device) / self.seconds)
+        # The factor is read at this step's scheduler step and used for the next one, as transformers'
+        # step schedules are: hence the step after this one.
+        steps_share = (state.global_step + 1) / state.max_steps if state.max_steps > 0 else 0.0
+        self.progress = max(self.time_share, min(1.0, steps_share))
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if self.progress >= 1.0 and not control.should_training_stop:
+        if self.time_share >= 1.0 and not control.should_training_stop:
             control.should_training_stop = True
             self.spent = True
             # The step that spent the budget is saved and evaluated like the last step of a run; with
