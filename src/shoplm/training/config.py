@@ -96,7 +96,9 @@ class ModelSpec(StrictModel):
     num_kv_heads: int | None = Field(None, ge=1, description="llama: key/value heads (grouped-query attention).")
     intermediate_size: int | None = Field(None, ge=8, description="Feed-forward width; default 4 x hidden_size.")
     max_positions: int = Field(128, ge=8, description="Longest sequence the model can take.")
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(
+        0.1, ge=0, lt=1, description="Dropout rate; with from_pretrained, given only to replace the checkpoint's."
+    )
     label_names: list[str] = Field(
         default_factory=lambda: ["negative", "positive"], description="classify: one name per label id."
     )

@@ -40,6 +40,17 @@ AUTO_CLASSES: dict[str, Any] = {
 }
 
 
+# Each architecture's dropout rates, by the model_type of its config.
+DROPOUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "gpt2": ("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+    "llama": ("attention_dropout",),
+    "modernbert": ("embedding_dropout", "mlp_dropout", "attention_dropout"),
+    "roberta": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    "roberta-prelayernorm": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+}
+
+
 class ModelSpecError(ValueError):
     """The configured starting model cannot be found or built; the message names it."""
 
@@ -94,7 +105,9 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
         settings = (config.rtd or ReplacedTokenSpec()).model_dump()
         model = replaced_token_detection(_scratch_config(spec, tokenizer), **settings)
     elif spec.from_pretrained is not None:
-        model = AUTO_CLASSES[config.task].from_pretrained(pretrained_directory(spec.from_pretrained), **labels)
+        directory = pretrained_directory(spec.from_pretrained)
+        model_config = _pretrained_config(spec, directory, **labels)
+        model = AUTO_CLASSES[config.task].from_pretrained(directory, config=model_config)
     else:
         model = AUTO_CLASSES[config.task].from_config(_scratch_config(spec, tokenizer, **labels))
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
@@ -123,10 +136,29 @@ def _masked_lm(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTraine
     """The architecture's masked-LM model, computing its training loss at the masked positions only."""
     if spec.from_pretrained is not None:
         directory = pretrained_directory(spec.from_pretrained)
-        model_config = AutoConfig.from_pretrained(directory)
+        model_config = _pretrained_config(spec, directory)
         return with_masked_positions_loss(model_config).from_pretrained(directory, config=model_config)
     model_config = _scratch_config(spec, tokenizer)
     return with_masked_positions_loss(model_config)._from_config(model_config)
+
+
+def _pretrained_config(spec: ModelSpec, directory: Path, **labels: Any) -> PretrainedConfig:
+    """The checkpoint's config with the run's labels, and its dropout rates replaced where the run
+    gives ``model.dropout`` (fine-tuning often wants other rates than pretraining had)."""
+    model_config = AutoConfig.from_pretrained(directory, **labels)
+    if "dropout" in spec.model_fields_set:
+        # A classifier with an n-gram bag keeps its backbone's settings in a nested config.
+        backbone = getattr(model_config, "backbone", None)
+        target = backbone if isinstance(backbone, PretrainedConfig) else model_config
+        fields = DROPOUT_FIELDS.get(target.model_type)
+        if fields is None:
+            raise ModelSpecError(
+                f"model.dropout cannot be set for a {target.model_type!r} checkpoint; it can for "
+                + ", ".join(sorted(DROPOUT_FIELDS))
+            )
+        for name in fields:
+            setattr(target, name, spec.dropout)
+    return model_config
 
 
 def _label_kwargs(spec: ModelSpec) -> dict[str, Any]:
