@@ -178,18 +178,18 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
         "bos_token_id": tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id,
         "eos_token_id": tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id,
     }
+    # The architecture names are the configs' model types.
+    dropout: dict[str, Any] = dict.fromkeys(DROPOUT_FIELDS[spec.architecture or ""], spec.dropout)
     if spec.architecture == "gpt2":
         return GPT2Config(
             n_positions=spec.max_positions, n_embd=spec.hidden_size, n_layer=spec.num_layers, n_head=spec.num_heads,
-            n_inner=intermediate, resid_pdrop=spec.dropout, embd_pdrop=spec.dropout, attn_pdrop=spec.dropout,
-            **ids, **extra,
+            n_inner=intermediate, **dropout, **ids, **extra,
         )
     if spec.architecture == "llama":
         return LlamaConfig(
             hidden_size=spec.hidden_size, intermediate_size=intermediate, num_hidden_layers=spec.num_layers,
             num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads or spec.num_heads,
-            max_position_embeddings=spec.max_positions, attention_dropout=spec.dropout, tie_word_embeddings=True,
-            **ids, **extra,
+            max_position_embeddings=spec.max_positions, tie_word_embeddings=True, **dropout, **ids, **extra,
         )
     if spec.architecture == "modernbert":
         # Rotary positions instead of a learned table: attention can use a neighbour's distance
@@ -200,14 +200,12 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
         return ModernBertConfig(  # type: ignore[call-arg]
             hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
             intermediate_size=intermediate, max_position_embeddings=spec.max_positions,
-            layer_types=["full_attention"] * spec.num_layers, global_attn_every_n_layers=1,
-            embedding_dropout=spec.dropout, mlp_dropout=spec.dropout, attention_dropout=spec.dropout,
+            layer_types=["full_attention"] * spec.num_layers, global_attn_every_n_layers=1, **dropout,
             cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id, **ids, **extra,
         )
     encoder = {
         "hidden_size": spec.hidden_size, "num_hidden_layers": spec.num_layers, "num_attention_heads": spec.num_heads,
-        "intermediate_size": intermediate, "hidden_dropout_prob": spec.dropout,
-        "attention_probs_dropout_prob": spec.dropout, **ids, **extra,
+        "intermediate_size": intermediate, **dropout, **ids, **extra,
     }
     if spec.architecture in ("roberta", "roberta-prelayernorm"):
         # RoBERTa numbers positions from pad_token_id + 1, so it needs that many more slots.
