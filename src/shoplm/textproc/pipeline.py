@@ -105,7 +105,8 @@ def content_encoder(tokenizer: PreTrainedTokenizerBase) -> ContentEncoder:
                 piece = piece.lstrip() if rstrip else piece
             if lstrip and index < len(pieces) - 1:
                 piece = piece.rstrip()
-            ids.extend(encode_piece(piece) if piece else [])
+            if piece:
+                ids.extend(encode_piece(piece))
         return ids
 
     return lambda texts: [encode_with_masks(text) for text in texts]
