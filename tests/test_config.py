@@ -51,6 +51,44 @@ def test_environment_overrides_the_repository(tmp_path: Path, monkeypatch: pytes
     assert config.server.model_repository == tmp_path / "elsewhere"
 
 
+def test_a_user_dictionary_resolves_against_the_config_directory(tmp_path: Path) -> None:
+    text = "models:\n  - {name: m, task: embed, preprocessing: {segment: {enabled: true, user_dict: words.txt}}}\n"
+
+    config = load_serve_config(write(tmp_path, text))
+
+    preprocessing = config.models[0].preprocessing
+    assert preprocessing is not None
+    assert preprocessing.segment.user_dict == tmp_path / "words.txt"
+
+
+@pytest.mark.parametrize(("value", "level"), [("WARNING", "warning"), (" debug ", "debug")])
+def test_environment_sets_the_log_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, level: str
+) -> None:
+    from shoplm.config import env_settings
+
+    monkeypatch.setenv("SHOPLM_LOG_LEVEL", value)
+    env_settings.cache_clear()
+    try:
+        config = load_serve_config(write(tmp_path, "server: {log_level: error}\n"))
+    finally:
+        env_settings.cache_clear()
+
+    assert config.server.log_level == level
+
+
+def test_a_bad_log_level_in_the_environment_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoplm.config import env_settings
+
+    monkeypatch.setenv("SHOPLM_LOG_LEVEL", "verbose")
+    env_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="SHOPLM_LOG_LEVEL: 'verbose' is not one of debug, info, warning, error"):
+            load_serve_config(write(tmp_path, "{}\n"))
+    finally:
+        env_settings.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

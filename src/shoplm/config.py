@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,7 @@ from shoplm.textproc import PreprocessConfig
 Task = Literal["classify", "embed", "fill-mask", "generate"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 Engine = Literal["transformers", "llama_cpp"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class ConfigError(ValueError):
@@ -131,7 +132,7 @@ class ModelConfig(StrictModel):
     dtype: DType = Field(
         "float32",
         description="'auto': bfloat16 where the device computes it natively (CUDA with bf16, CPUs with "
-        "AMX or AVX512-BF16), else float32.",
+        "AMX or AVX512-BF16), float16 on other CUDA GPUs, else float32.",
     )
     engine: Engine = Field(
         "transformers",
@@ -186,7 +187,7 @@ class ServerConfig(StrictModel):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies get 413.")
     request_timeout_s: float = Field(60.0, gt=0, description="Longer requests get 504.")
     shutdown_grace_s: float = Field(30.0, ge=0, description="Time in-flight requests get on SIGTERM.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"
     watch_config: bool = Field(False, description="Reload the models when this file changes.")
     watch_interval_s: float = Field(2.0, gt=0, description="How often the file is checked.")
 
@@ -237,11 +238,22 @@ def load_serve_config(path: Path) -> ServeConfig:
     if config.auth.admin_api_keys_file:
         config.auth.admin_api_keys_file = _resolve(base, config.auth.admin_api_keys_file)
     if env.log_level:
-        config.server.log_level = env.log_level.lower()  # type: ignore[assignment]
+        config.server.log_level = _env_log_level(env.log_level)
     for model in config.models:
+        user_dict = model.preprocessing.segment.user_dict if model.preprocessing else None
+        if model.preprocessing and user_dict is not None:
+            segment = model.preprocessing.segment.model_copy(update={"user_dict": _resolve(base, user_dict)})
+            model.preprocessing = model.preprocessing.model_copy(update={"segment": segment})
         if model.source not in ("repository",) and not model.source.startswith("package:"):
             model.source = str(_resolve(base, Path(model.source)))
     return config
+
+
+def _env_log_level(value: str) -> LogLevel:
+    level = value.strip().lower()
+    if level not in get_args(LogLevel):
+        raise ConfigError(f"SHOPLM_LOG_LEVEL: {value!r} is not one of {', '.join(get_args(LogLevel))}")
+    return cast(LogLevel, level)
 
 
 def _resolve(base: Path, path: Path) -> Path:

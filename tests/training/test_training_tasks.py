@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -226,13 +227,26 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
         ({"task": "mlm", "training": {"label_smoothing": 0.1}}, "training.label_smoothing is for task 'classify'"),
         ({"training": {"label_smoothing": 1.0}}, "training.label_smoothing"),
         ({"task": "mlm", "data": {"pack": True}}, "data.pack is for task 'clm'"),
+        ({"model": {"architecture": None, "from_pretrained": "x"}}, "model.from_pretrained brings its own tokenizer"),
+        ({"preprocessing": {"padding": {"max_length": 65}}},
+         "preprocessing.padding.max_length (65) exceeds model.max_positions (64)"),
+        ({"preprocessing": {"padding": {"strategy": "fixed", "length": 100}}}, "length=100 exceeds max_length=64"),
     ],
 )
 def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: dict, message: str) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, **change)
 
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_train_config(write_config(tmp_path / "bad.yaml", config))
+
+
+def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, reviews_dir: Path) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, preprocessing={"padding": {"strategy": "longest"}})
+
+    loaded = load_train_config(write_config(tmp_path / "c.yaml", config))
+
+    assert loaded.preprocessing.padding.max_length == 64  # model.max_positions, not the default 512
+    assert loaded.preprocessing.padding.strategy == "longest"
 
 
 @pytest.mark.parametrize(

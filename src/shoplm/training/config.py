@@ -13,7 +13,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from shoplm.config import ConfigError, StrictModel, format_validation_error
-from shoplm.textproc import PreprocessConfig
+from shoplm.textproc import PaddingConfig, PreprocessConfig
 
 TrainTask = Literal["clm", "mlm", "rtd", "classify", "chat"]
 Architecture = Literal["gpt2", "llama", "roberta", "roberta-prelayernorm", "modernbert", "bert"]
@@ -291,11 +291,23 @@ class TrainConfig(StrictModel):
             raise ValueError("task 'rtd' pretrains from scratch: give model.architecture, not model.from_pretrained")
         if self.task == "rtd" and self.distributed.fsdp:
             raise ValueError("task 'rtd' trains small encoders with plain DDP; distributed.fsdp is not offered for it")
-        if self.preprocessing.padding.max_length > spec.max_positions and spec.architecture is not None:
+        if spec.architecture is None and self.tokenizer is not None:
             raise ValueError(
-                f"preprocessing.padding.max_length ({self.preprocessing.padding.max_length}) exceeds "
-                f"model.max_positions ({spec.max_positions})"
+                "the tokenizer section is for models built from scratch; model.from_pretrained brings "
+                "its own tokenizer"
             )
+        padding = self.preprocessing.padding
+        if spec.architecture is not None and padding.max_length > spec.max_positions:
+            if "max_length" in padding.model_fields_set:
+                raise ValueError(
+                    f"preprocessing.padding.max_length ({padding.max_length}) exceeds "
+                    f"model.max_positions ({spec.max_positions})"
+                )
+            # The default of 512 suits pretrained models; one built here holds max_positions tokens.
+            fitted = PaddingConfig.model_validate(
+                {**padding.model_dump(exclude_unset=True), "max_length": spec.max_positions}
+            )
+            self.preprocessing = self.preprocessing.model_copy(update={"padding": fitted})
         return self
 
 
