@@ -20,6 +20,8 @@ Task = Literal["classify", "embed", "fill-mask", "generate"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 Engine = Literal["transformers", "llama_cpp"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+# Model names and versions become directory names in the model repository and path segments in URLs.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class ConfigError(ValueError):
@@ -115,7 +117,7 @@ class EmbedConfig(StrictModel):
 class ModelConfig(StrictModel):
     """One served model."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=NAME_PATTERN)
     task: Task
     source: str = Field(
         "repository",
@@ -125,7 +127,7 @@ class ModelConfig(StrictModel):
     gguf_file: str | None = Field(None, description="GGUF file inside a local source directory.")
     version: str = Field(
         "1",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=NAME_PATTERN,
         description="Version served; 'latest' picks the highest version in the model repository.",
     )
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'.")

@@ -57,6 +57,9 @@ def test_eval_on_a_named_file_matches_the_split_of_the_same_rows(trained: Path, 
         (["eval", "RUN", "--data", "NOLABEL"], "no field 'label'"),
         (["eval", "RUN", "--split", "dev"], "--split must be one of"),
         (["publish", "NOT_A_RUN", "--as", "sentiment"], "holds no trained model"),
+        (["publish", "RUN", "--as", "bad name!", "--repository", "repo"], "name 'bad name!' is not valid"),
+        (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "../x"], "version '../x' is not valid"),
+        (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "latest"], "'latest' is reserved"),
     ],
 )
 def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
@@ -72,6 +75,7 @@ def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
 
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "repo").exists()  # nothing written, inside the repository or beside it
 
 
 def test_published_classifier_answers_on_the_model_server_and_hot_swaps(trained: Path, tmp_path: Path) -> None:

@@ -139,7 +139,9 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 def publish(
     run: Annotated[Path, typer.Argument(help="A finished run directory (or a model directory).")],
     name: Annotated[str, typer.Option("--as", help="Model name in the repository, e.g. sentiment.")],
-    repository: Annotated[Path | None, typer.Option(help="Model repository (default: configs/serve.yaml's).")] = None,
+    repository: Annotated[Path | None, typer.Option(
+        help="Model repository (default: SHOPLM_MODEL_REPOSITORY, else configs/serve.yaml's, else ./models)."
+    )] = None,
     version: Annotated[str | None, typer.Option(help="Version (default: one above the highest).")] = None,
     server: Annotated[str | None, typer.Option(help="Model server URL to hot-load the new version on.")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="SHOPLM_ADMIN_API_KEY", help="Admin key for --server.")] = None,

@@ -8,6 +8,7 @@ is: task, labels, metrics, the data hash, the config and the preprocessing it wa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from shoplm.config import NAME_PATTERN
 from shoplm.training import run_dir as runs
 from shoplm.training.run_dir import FINAL_MODEL_DIR
 
@@ -102,6 +104,15 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_name(what: str, value: str) -> None:
+    """Names and versions are directory names the server accepts: no paths, nothing hidden."""
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise PublishError(
+            f"{what} {value!r} is not valid: up to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+
+
 def publish(run: Path, name: str, repository: Path, version: str | None = None) -> Path:
     """Copy the run's model into ``<repository>/<name>/<version>`` with its card; return that directory."""
     source = model_source(run)
@@ -110,6 +121,11 @@ def publish(run: Path, name: str, repository: Path, version: str | None = None) 
             f"{run} is a replaced-token detection (rtd) run: a pretrained encoder, not a model to serve; "
             "fine-tune it (task classify, model.from_pretrained pointing at the run) and publish that"
         )
+    check_name("name", name)
+    if version is not None:
+        check_name("version", version)
+        if version == "latest":
+            raise PublishError("version 'latest' is reserved: the server reads it as the highest version")
     target_root = repository / name
     version = version or next_version(target_root)
     target = target_root / version
