@@ -88,6 +88,23 @@ def test_user_errors_exit_2_with_one_line(
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", "no rows kept: the input holds no rows"), ("{not json\n[1, 2]\n", "no rows kept: all 2 rows were dropped")],
+)
+def test_an_input_with_nothing_to_keep_exits_2_after_writing_the_card(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(content, encoding="utf-8")
+
+    result = runner.invoke(data_app, ["prepare", "--input", str(path), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert DatasetCard.load(tmp_path / "out").rows_kept == 0  # the card tells what was dropped and why
+
+
 def test_output_path_that_is_a_file_exits_2(tmp_path: Path, reviews_csv: Path) -> None:
     result = runner.invoke(data_app, ["prepare", "--input", str(reviews_csv), "--out", str(reviews_csv)])
     assert result.exit_code == 2 and "output reviews.csv exists and is not a directory" in result.stderr

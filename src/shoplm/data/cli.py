@@ -149,6 +149,11 @@ def prepare(
         typer.echo(str(out / CARD_JSON))
     else:
         _print_summary(card, out)
+    if card.rows_kept == 0:
+        # Training on an empty split fails much later and less clearly; the card says what was dropped.
+        reason = f"all {card.rows_read:,} rows were dropped" if card.rows_read else "the input holds no rows"
+        typer.echo(f"error: no rows kept: {reason} (see {out / CARD_JSON})", err=True)
+        raise typer.Exit(2)
 
 
 def _print_summary(card: DatasetCard, out: Path) -> None:
