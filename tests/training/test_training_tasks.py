@@ -256,6 +256,8 @@ def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, rev
         ({"train": ["NOCOLUMN"], "validation": ["NOCOLUMN"]}, "no column 'text'; its columns are review"),
         ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "is not a class id 0..1"),
         ({"train": ["CORRUPT"], "validation": ["CORRUPT"]}, "not valid JSON lines"),
+        ({"train": ["EMPTY"], "validation": ["CORRUPT"]}, "empty.jsonl: the file holds no rows"),
+        ({"train": ["BLANK"], "validation": ["CORRUPT"]}, "blank.txt: the file holds no rows"),
     ],
 )
 def test_bad_training_data_exits_2_naming_the_problem(
@@ -266,10 +268,14 @@ def test_bad_training_data_exits_2_naming_the_problem(
         "NOCOLUMN": tmp_path / "nocolumn.jsonl",
         "BADLABEL": tmp_path / "badlabel.jsonl",
         "CORRUPT": tmp_path / "corrupt.jsonl",
+        "EMPTY": tmp_path / "empty.jsonl",
+        "BLANK": tmp_path / "blank.txt",
     }
     files["NOCOLUMN"].write_text('{"review": "好", "label": 1}\n' * 4, encoding="utf-8")
     files["BADLABEL"].write_text('{"text": "好", "label": 7}\n' * 4, encoding="utf-8")
     files["CORRUPT"].write_text('{"text": "好", "label": 1}\n{"text": \n', encoding="utf-8")
+    files["EMPTY"].write_text("", encoding="utf-8")
+    files["BLANK"].write_text("\n  \n", encoding="utf-8")
     resolved = {key: ([str(files[v]) for v in value] if isinstance(value, list) else str(files[value]))
                 for key, value in data.items()}
     config = tiny_config(tmp_path / "run", reviews_dir)

@@ -112,6 +112,9 @@ def _checked_columns(path: Path, rows: Dataset, fields: list[str]) -> Dataset:
 
 def _load(path: Path) -> Dataset:
     """One file as a Dataset (Arrow, memory-mapped from the datasets cache)."""
+    if not _has_content(path):
+        # datasets cannot infer a schema from nothing and fails with an unrelated message.
+        raise TrainingDataError(f"{path}: the file holds no rows")
     if path.suffix == ".txt":
         return load_dataset("text", data_files=str(path), split="train")
     try:
@@ -119,6 +122,11 @@ def _load(path: Path) -> Dataset:
     except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in several types
         cause = error.__cause__ or error
         raise TrainingDataError(f"{path}: not valid JSON lines ({type(cause).__name__}: {cause})") from None
+
+
+def _has_content(path: Path) -> bool:
+    with path.open("rb") as lines:
+        return any(line.strip() for line in lines)
 
 
 def build_split(
