@@ -68,6 +68,19 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path: Path, reviews_di
     assert "nothing to resume" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_finished_run_without_checkpoints_is_not_trained_over_by_accident(tmp_path: Path, reviews_dir: Path) -> None:
+    config = tiny_config(tmp_path / "run", reviews_dir, training={"eval_strategy": "no", "save_strategy": "no"})
+    path = write_config(tmp_path / "c.yaml", config)
+    first = run_training(load_train_config(path)).final_dir
+    kept = weights(first.parent)
+
+    with pytest.raises(RunDirectoryError, match=r"already holds a trained model \(final/\); pass --overwrite"):
+        run_training(load_train_config(path))
+    for name, tensor in weights(first.parent).items():
+        torch.testing.assert_close(tensor, kept[name], rtol=0, atol=0)  # untouched
+    assert run_training(load_train_config(path), overwrite=True).final_dir == first
+
+
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory: pytest.TempPathFactory, reviews_dir: Path) -> tuple[Path, Path]:
     """The same global batch of 8: one process of 8, and two processes of 4 under torchrun."""

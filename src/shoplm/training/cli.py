@@ -40,7 +40,9 @@ def train(
     nproc: Annotated[int, typer.Option(min=1, help="Processes on this machine (DDP through torchrun).")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in the run directory.")] = False,
     resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint directory.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Start again in a run directory that has checkpoints.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start again in a run directory that has checkpoints or a final model.")
+    ] = False,
     output_dir: Annotated[Path | None, typer.Option(help="Run directory (default: the config's output_dir).")] = None,
 ) -> None:
     """Train a model (causal LM, masked LM, chat or classifier) as the config says."""

@@ -62,6 +62,12 @@ def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> N
             f"{run_dir} already holds checkpoints ({existing[-1].name}); pass --resume to continue that run "
             "or --overwrite to start again"
         )
+    if (run_dir / FINAL_MODEL_DIR).is_dir() and resume is False and not overwrite:
+        # A run saved without checkpoints leaves only its final model; starting again would replace it.
+        raise RunDirectoryError(
+            f"{run_dir} already holds a trained model ({FINAL_MODEL_DIR}/); pass --overwrite to train again "
+            "or choose another output_dir"
+        )
     if overwrite and resume is False:
         # Only what a run writes goes; a stale tokenizer or checkpoint must not leak into the new run.
         for path in [*existing, *(run_dir / name for name in OWNED_DIRS)]:
