@@ -216,6 +216,7 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
     ("change", "message"),
     [
         ({"training": {"batch_size": 0}}, "training.batch_size"),
+        ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"task": "mlm", "model": {"architecture": "gpt2"}}, "cannot do task 'mlm'"),
         ({"typo_field": 1}, "typo_field"),
         ({"data": {"dir": "x", "corpus": "reviews"}}, "exactly one of data.dir"),

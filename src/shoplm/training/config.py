@@ -247,7 +247,7 @@ class TrainConfig(StrictModel):
 
     task: TrainTask
     output_dir: Path = Field(description="The run directory: config, logs, checkpoints, final model.")
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32, description="Seeds weights, data order and dropout (numpy takes 32 bits).")
     data: DataConfig
     model: ModelSpec
     tokenizer: TokenizerSpec | None = Field(
