@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+import torch
 import tritonclient.http as triton_http
+from transformers import AutoConfig, AutoModelForMaskedLM
 
 from tests.helpers.server import ServerProcess
 from tests.training.conftest import shoplm, tiny_config, write_config
@@ -46,6 +50,34 @@ def test_eval_on_a_named_file_matches_the_split_of_the_same_rows(trained: Path, 
 
     assert by_file.returncode == 0, by_file.stderr[-2000:]
     assert json.loads(by_file.stdout)["roc_auc"] == pytest.approx(by_split["roc_auc"])
+
+
+def test_eval_measures_a_masked_lm_on_fixed_masks(tmp_path: Path, reviews_dir: Path) -> None:
+    config = tiny_config(tmp_path / "mlm", reviews_dir, task="mlm",
+                         training={"max_steps": 40, "learning_rate": 2e-3, "eval_strategy": "no"})
+    assert shoplm("train", str(write_config(tmp_path / "mlm.yaml", config)), cwd=tmp_path).returncode == 0
+    # The same architecture untrained, with the run's tokenizer and preprocessing.
+    untrained = tmp_path / "untrained"
+    shutil.copytree(tmp_path / "mlm" / "final", untrained)
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(untrained)).save_pretrained(untrained)
+    data = str(reviews_dir / "test.jsonl")
+
+    def measure(model: Path, *options: str) -> dict:
+        done = shoplm("eval", str(model), "--data", data, "--json", *options, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    trained, rebatched, baseline = measure(tmp_path / "mlm"), measure(tmp_path / "mlm", "--batch-size", "5"), \
+        measure(untrained)
+
+    assert trained["perplexity"] == pytest.approx(math.exp(trained["loss"]))
+    assert 60 <= trained["tokens"] == baseline["tokens"]  # at least one masked token per test review
+    assert rebatched["tokens"] == trained["tokens"]  # the masks do not depend on the batching
+    assert rebatched["loss"] == pytest.approx(trained["loss"], rel=1e-5)
+    assert trained["perplexity"] < 0.7 * baseline["perplexity"]
+    assert 0.0 <= baseline["masked_accuracy"] < trained["masked_accuracy"] <= 1.0
+    assert (tmp_path / "mlm" / "eval-test" / "eval_report.html").is_file()
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Run a trained model over labelled or plain text and measure it.
 
 Classifiers get the full classification metrics (accuracy ... calibration); causal language
-models get perplexity. Texts go through the model's saved TextPipeline, exactly as in serving.
+models get perplexity; masked language models the perplexity and top-1 accuracy of masked tokens.
+Texts go through the model's saved TextPipeline, exactly as in serving.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
 from shoplm.evaluation.metrics import classification_metrics, language_model_metrics
@@ -29,14 +36,20 @@ class EvaluationError(ValueError):
 class Evaluation:
     """Metrics of one model on one dataset, plus what the report plots."""
 
-    kind: str  # "classifier" or "language_model"
+    kind: str  # "classifier", "language_model" or "masked_language_model"
     metrics: dict[str, Any]
     labels: list[int] = field(default_factory=list)
     probabilities: np.ndarray | None = None
 
 
+# Masked-LM evaluation masks this share of each text's tokens (at least one), with a fixed seed so
+# that a figure repeats and two models are measured on the same masks.
+EVAL_MASK_PROBABILITY = 0.15
+EVAL_MASK_SEED = 0
+
+
 def model_kind(model_dir: Path) -> str:
-    """'classifier' or 'language_model', from the checkpoint's architecture."""
+    """'classifier', 'language_model' or 'masked_language_model', from the checkpoint's architecture."""
     if not (model_dir / "config.json").is_file():
         raise EvaluationError(f"no model at {model_dir} (config.json missing)")
     architectures = AutoConfig.from_pretrained(model_dir).architectures or []
@@ -44,7 +57,12 @@ def model_kind(model_dir: Path) -> str:
         return "classifier"
     if any(name.endswith("ForCausalLM") or name.endswith("LMHeadModel") for name in architectures):
         return "language_model"
-    raise EvaluationError(f"{model_dir}: cannot evaluate architecture {architectures or 'unknown'}")
+    if any(name.endswith("ForMaskedLM") for name in architectures):
+        return "masked_language_model"
+    raise EvaluationError(
+        f"{model_dir}: cannot evaluate architecture {architectures or 'unknown'}; shoplm eval measures "
+        "sequence classifiers, causal LMs and masked LMs (an rtd run is measured by fine-tuning it)"
+    )
 
 
 def read_jsonl(path: Path, fields: list[str]) -> list[dict[str, Any]]:
@@ -77,8 +95,10 @@ def evaluate(
     if kind == "classifier":
         rows = read_jsonl(data, [text_field, label_field])
         return _evaluate_classifier(model_dir, rows, text_field, label_field, batch_size)
-    rows = read_jsonl(data, [text_field])
-    return _evaluate_language_model(model_dir, [str(row[text_field]) for row in rows], batch_size)
+    texts = [str(row[text_field]) for row in read_jsonl(data, [text_field])]
+    if kind == "masked_language_model":
+        return _evaluate_masked_language_model(model_dir, texts, batch_size)
+    return _evaluate_language_model(model_dir, texts, batch_size)
 
 
 def _pipeline(model_dir: Path) -> TextPipeline:
@@ -143,3 +163,45 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
     if not counts:
         raise EvaluationError("no non-empty texts to measure perplexity on")
     return Evaluation("language_model", language_model_metrics(losses, counts))
+
+
+@torch.inference_mode()
+def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_size: int) -> Evaluation:
+    model = AutoModelForMaskedLM.from_pretrained(model_dir).eval()
+    pipeline = _pipeline(model_dir)
+    tokenizer = pipeline.tokenizer
+    if tokenizer is None or tokenizer.mask_token_id is None:
+        raise EvaluationError(f"{model_dir}: the tokenizer has no mask token")
+    special = set(tokenizer.all_special_ids)
+    # One generator drawn row by row in order: the masks do not depend on the batch size.
+    rng = np.random.default_rng(EVAL_MASK_SEED)
+    losses, counts, correct = [], [], 0
+    for batch in _batches([text for text in texts if text.strip()], batch_size):
+        inputs, targets = [], []
+        for ids, _ in pipeline.token_ids_batch(batch):
+            draw = rng.random(len(ids))
+            candidates = np.array([token not in special for token in ids])
+            if not candidates.any():
+                continue
+            chosen = candidates & (draw < EVAL_MASK_PROBABILITY)
+            if not chosen.any():
+                chosen[np.flatnonzero(candidates)[np.argmin(draw[candidates])]] = True
+            inputs.append([tokenizer.mask_token_id if pick else token for token, pick in zip(ids, chosen, strict=True)])
+            targets.append([token if pick else -100 for token, pick in zip(ids, chosen, strict=True)])
+        if not inputs:
+            continue
+        encoded = pipeline.pad(inputs)
+        labels = pipeline.pad(targets).input_ids.masked_fill(encoded.attention_mask == 0, -100)
+        logits = model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).logits.float()
+        masked = labels != -100
+        nll = torch.nn.functional.cross_entropy(logits[masked], labels[masked], reduction="sum")
+        tokens = int(masked.sum())
+        correct += int((logits[masked].argmax(dim=-1) == labels[masked]).sum())
+        losses.append(float(nll) / tokens)
+        counts.append(tokens)
+    if not counts:
+        raise EvaluationError("no texts with tokens to mask")
+    metrics = language_model_metrics(losses, counts)
+    metrics["masked_accuracy"] = correct / sum(counts)
+    metrics["mask_probability"] = EVAL_MASK_PROBABILITY
+    return Evaluation("masked_language_model", metrics)

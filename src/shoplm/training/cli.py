@@ -105,7 +105,10 @@ def evaluate(
     repository: Annotated[Path | None, typer.Option(help="Model repository for a published name.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per evaluation batch.")] = 64,
 ) -> None:
-    """Measure a model: classifiers get accuracy, F1, ROC-AUC, PR-AUC, calibration; LMs perplexity."""
+    """Measure a model: classifiers get accuracy, F1, ROC-AUC, PR-AUC, calibration; LMs perplexity.
+
+    Masked LMs are measured on 15% of each text's tokens (at least one), masked with a fixed seed.
+    """
     from shoplm.evaluation.evaluate import evaluate as run_evaluation
     from shoplm.evaluation.report import load_log_history, write_report
     from shoplm.training.eval_target import resolve_eval_target
