@@ -92,6 +92,8 @@ def test_eval_measures_a_masked_lm_on_fixed_masks(tmp_path: Path, reviews_dir: P
         (["publish", "RUN", "--as", "bad name!", "--repository", "repo"], "name 'bad name!' is not valid"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "../x"], "version '../x' is not valid"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "latest"], "'latest' is reserved"),
+        (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "localhost:8100"],
+         "--server must be an http:// or https:// URL"),
     ],
 )
 def test_bad_eval_and_publish_inputs_exit_2_with_a_message(

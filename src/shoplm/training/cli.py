@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -155,6 +156,8 @@ def publish(
     from shoplm.training.eval_target import default_repository
     from shoplm.training.publish import publish as publish_run
 
+    if server and urlsplit(server).scheme not in ("http", "https"):
+        raise fail(f"--server must be an http:// or https:// URL, got {server!r}")  # checked before publishing
     try:
         target = publish_run(run, name, repository or default_repository(), version)
     except (*_user_errors(), ValueError) as error:  # type: ignore[misc]
