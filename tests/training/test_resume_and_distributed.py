@@ -81,6 +81,27 @@ def test_a_finished_run_without_checkpoints_is_not_trained_over_by_accident(tmp_
     assert run_training(load_train_config(path), overwrite=True).final_dir == first
 
 
+@pytest.mark.parametrize("problem", ["empty training file", "finished run"])
+def test_bad_inputs_stop_a_multi_process_run_before_torchrun_starts(
+    tmp_path: Path, reviews_dir: Path, problem: str
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir)
+    if problem == "empty training file":
+        config["data"] = {"train": [str(empty)], "validation": [str(reviews_dir / "validation.jsonl")]}
+        expected = "empty.jsonl: the file holds no rows"
+    else:
+        (tmp_path / "run" / "final").mkdir(parents=True)
+        expected = "already holds a trained model"
+
+    done = shoplm("train", str(write_config(tmp_path / "c.yaml", config)), "--nproc", "2", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stderr.count(expected) == 1  # one message, not one per process
+    assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory: pytest.TempPathFactory, reviews_dir: Path) -> tuple[Path, Path]:
     """The same global batch of 8: one process of 8, and two processes of 4 under torchrun."""

@@ -55,6 +55,15 @@ def train(
     except ConfigError as error:
         raise fail(str(error)) from None
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from shoplm.training.data import resolve_files
+        from shoplm.training.run_dir import check_run_dir
+
+        # Caught here, a bad input gets one message instead of one per process and torchrun's traceback.
+        try:
+            check_run_dir(loaded.output_dir, resume=resume_from or resume, overwrite=overwrite)
+            resolve_files(loaded.data)
+        except _user_errors() as error:
+            raise fail(str(error)) from None
         raise typer.Exit(_launch_torchrun(config, nproc, resume, resume_from, overwrite, output_dir))
     from shoplm.training.trainer import run_training
 

@@ -55,7 +55,7 @@ def split_file(directory: Path, split: str) -> Path:
 
 
 def resolve_files(data: DataConfig) -> DataFiles:
-    """The concrete train/validation/extra files of a data section, each checked to exist."""
+    """The concrete train/validation/extra files of a data section, each checked to exist and hold rows."""
     if data.train:
         train, validation = list(data.train), list(data.validation)
     else:
@@ -68,6 +68,9 @@ def resolve_files(data: DataConfig) -> DataFiles:
             raise TrainingDataError(f"data file not found: {path}")
         if path.suffix not in (".jsonl", ".json", ".txt"):
             raise TrainingDataError(f"{path}: training reads .jsonl or .txt files, not {path.suffix or 'no suffix'}")
+        if not _has_content(path):
+            # datasets cannot infer a schema from nothing and fails with an unrelated message.
+            raise TrainingDataError(f"{path}: the file holds no rows")
     return DataFiles(train, validation, extra)
 
 
@@ -112,9 +115,6 @@ def _checked_columns(path: Path, rows: Dataset, fields: list[str]) -> Dataset:
 
 def _load(path: Path) -> Dataset:
     """One file as a Dataset (Arrow, memory-mapped from the datasets cache)."""
-    if not _has_content(path):
-        # datasets cannot infer a schema from nothing and fails with an unrelated message.
-        raise TrainingDataError(f"{path}: the file holds no rows")
     if path.suffix == ".txt":
         return load_dataset("text", data_files=str(path), split="train")
     try:

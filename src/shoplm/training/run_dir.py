@@ -46,10 +46,10 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> None:
-    """Check that starting (or resuming) in ``run_dir`` cannot clobber another run by accident.
+def check_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> list[Path]:
+    """Refuse to start (or resume) where that would clobber another run; return its checkpoints.
 
-    ``resume`` is True (the run's newest checkpoint) or a checkpoint directory.
+    ``resume`` is True (the run's newest checkpoint) or a checkpoint directory. Changes nothing.
     """
     existing = checkpoints(run_dir) if run_dir.is_dir() else []
     if isinstance(resume, Path):
@@ -68,6 +68,12 @@ def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> N
             f"{run_dir} already holds a trained model ({FINAL_MODEL_DIR}/); pass --overwrite to train again "
             "or choose another output_dir"
         )
+    return existing
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> None:
+    """:func:`check_run_dir`, then clear what an ``overwrite`` replaces and create the directory."""
+    existing = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if overwrite and resume is False:
         # Only what a run writes goes; a stale tokenizer or checkpoint must not leak into the new run.
         for path in [*existing, *(run_dir / name for name in OWNED_DIRS)]:
