@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -112,8 +113,11 @@ def _pipeline(model_dir: Path) -> TextPipeline:
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    # A progress bar on stderr when it is a terminal; --json output on stdout stays one line.
+    with tqdm(total=len(items), unit="text", desc="evaluating", disable=None, leave=False) as progress:
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+            progress.update(min(size, len(items) - start))
 
 
 @torch.inference_mode()
