@@ -72,7 +72,7 @@ def test_eval_measures_a_masked_lm_on_fixed_masks(tmp_path: Path, reviews_dir: P
         measure(untrained)
 
     assert trained["perplexity"] == pytest.approx(math.exp(trained["loss"]))
-    assert 60 <= trained["tokens"] == baseline["tokens"]  # at least one masked token per test review
+    assert trained["n"] == 60 and 60 <= trained["tokens"] == baseline["tokens"]  # at least one mask a review
     assert rebatched["tokens"] == trained["tokens"]  # the masks do not depend on the batching
     assert rebatched["loss"] == pytest.approx(trained["loss"], rel=1e-5)
     assert trained["perplexity"] < 0.7 * baseline["perplexity"]

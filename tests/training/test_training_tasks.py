@@ -313,6 +313,7 @@ def test_perplexity_of_a_causal_lm_run(tmp_path: Path, reviews_dir: Path) -> Non
     assert outcome.kind == "language_model"
     assert 1.0 < outcome.metrics["perplexity"] < 400 * 1.5  # near the vocabulary size after 4 steps
     assert outcome.metrics["tokens"] > 1000
+    assert outcome.metrics["n"] == 60  # every test review measured
 
 
 @pytest.mark.parametrize("name", ["sentiment-mlm.yaml", "sentiment-rtd.yaml", "sentiment.yaml", "suggest.yaml"])

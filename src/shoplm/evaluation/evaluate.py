@@ -149,7 +149,8 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
     pipeline = _pipeline(model_dir)
     eos = pipeline.tokenizer.eos_token_id if pipeline.tokenizer is not None else None
     losses, counts = [], []
-    for batch in _batches([text for text in texts if text.strip()], batch_size):
+    measured = [text for text in texts if text.strip()]
+    for batch in _batches(measured, batch_size):
         sequences = []
         for ids, _ in pipeline.token_ids_batch(batch):
             if eos is not None and ids[-1:] != [eos]:
@@ -166,7 +167,7 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
         counts.append(tokens)
     if not counts:
         raise EvaluationError("no non-empty texts to measure perplexity on")
-    return Evaluation("language_model", language_model_metrics(losses, counts))
+    return Evaluation("language_model", {**language_model_metrics(losses, counts), "n": len(measured)})
 
 
 @torch.inference_mode()
@@ -179,7 +180,7 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
     special = set(tokenizer.all_special_ids)
     # One generator drawn row by row in order: the masks do not depend on the batch size.
     rng = np.random.default_rng(EVAL_MASK_SEED)
-    losses, counts, correct = [], [], 0
+    losses, counts, correct, measured = [], [], 0, 0
     for batch in _batches([text for text in texts if text.strip()], batch_size):
         inputs, targets = [], []
         for ids, _ in pipeline.token_ids_batch(batch):
@@ -190,6 +191,7 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
             chosen = candidates & (draw < EVAL_MASK_PROBABILITY)
             if not chosen.any():
                 chosen[np.flatnonzero(candidates)[np.argmin(draw[candidates])]] = True
+            measured += 1
             inputs.append([tokenizer.mask_token_id if pick else token for token, pick in zip(ids, chosen, strict=True)])
             targets.append([token if pick else -100 for token, pick in zip(ids, chosen, strict=True)])
         if not inputs:
@@ -208,4 +210,5 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
     metrics = language_model_metrics(losses, counts)
     metrics["masked_accuracy"] = correct / sum(counts)
     metrics["mask_probability"] = EVAL_MASK_PROBABILITY
+    metrics["n"] = measured
     return Evaluation("masked_language_model", metrics)
