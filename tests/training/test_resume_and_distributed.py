@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +83,25 @@ def test_a_finished_run_without_checkpoints_is_not_trained_over_by_accident(tmp_
     for name, tensor in weights(first.parent).items():
         torch.testing.assert_close(tensor, kept[name], rtol=0, atol=0)  # untouched
     assert run_training(load_train_config(path), overwrite=True).final_dir == first
+
+
+def test_ctrl_c_says_which_checkpoint_to_resume_from(tmp_path: Path, reviews_dir: Path) -> None:
+    training = {"max_steps": 100_000, "eval_strategy": "no", "save_strategy": "steps", "save_steps": 2}
+    config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path / "run", reviews_dir, training=training))
+    # SIGINT as a terminal's Ctrl-C sends it (a shell may start background jobs with it ignored).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shoplm", "train", str(config)], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "run").glob("checkpoint-4")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130
+    assert "interrupted; the newest checkpoint is" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize("problem", ["empty training file", "finished run"])

@@ -76,8 +76,21 @@ def train(
         result = run_training(loaded, resume=resume_from or resume, overwrite=overwrite, command=sys.argv)
     except _user_errors() as error:
         raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        if main_process:
+            typer.echo(_interrupted_message(loaded.output_dir, config), err=True)
+        raise typer.Exit(130) from None
     if main_process:
         typer.echo(f"final model: {result.final_dir}" + _run_summary(result.metrics))
+
+
+def _interrupted_message(run_dir: Path, config: Path) -> str:
+    from shoplm.training.run_dir import checkpoints
+
+    saved = checkpoints(run_dir) if run_dir.is_dir() else []
+    if not saved:
+        return "interrupted before the first checkpoint; nothing to resume"
+    return f"interrupted; the newest checkpoint is {saved[-1]}. Continue with: shoplm train {config} --resume"
 
 
 def _run_summary(metrics: dict[str, Any]) -> str:
@@ -103,7 +116,17 @@ def _launch_torchrun(
     # One OpenMP thread pool per process would oversubscribe the cores; split them instead.
     threads = max(1, (os.cpu_count() or 1) // nproc)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
-    return subprocess.run(command, env=env, check=False).returncode
+    process = subprocess.Popen(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached torchrun and its workers as well: let them stop and say where to resume.
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait()
+        return 130
 
 
 def evaluate(
