@@ -100,7 +100,8 @@ def test_ctrl_c_says_which_checkpoint_to_resume_from(tmp_path: Path, reviews_dir
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == 130
-    assert "interrupted; the newest checkpoint is" in stderr and "--resume" in stderr
+    assert "interrupted; the newest checkpoint is" in stderr
+    assert f"Continue with: shoplm train {config} --resume" in stderr
     assert "Traceback" not in stderr
 
 

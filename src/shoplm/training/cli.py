@@ -78,19 +78,20 @@ def train(
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         if main_process:
-            typer.echo(_interrupted_message(loaded.output_dir, config), err=True)
+            typer.echo(_interrupted_message(loaded.output_dir, config, output_dir), err=True)
         raise typer.Exit(130) from None
     if main_process:
         typer.echo(f"final model: {result.final_dir}" + _run_summary(result.metrics))
 
 
-def _interrupted_message(run_dir: Path, config: Path) -> str:
+def _interrupted_message(run_dir: Path, config: Path, output_dir: Path | None) -> str:
     from shoplm.training.run_dir import checkpoints
 
     saved = checkpoints(run_dir) if run_dir.is_dir() else []
     if not saved:
         return "interrupted before the first checkpoint; nothing to resume"
-    return f"interrupted; the newest checkpoint is {saved[-1]}. Continue with: shoplm train {config} --resume"
+    command = f"shoplm train {config}" + (f" --output-dir {output_dir}" if output_dir else "") + " --resume"
+    return f"interrupted; the newest checkpoint is {saved[-1]}. Continue with: {command}"
 
 
 def _run_summary(metrics: dict[str, Any]) -> str:
