@@ -242,10 +242,8 @@ def load_serve_config(path: Path) -> ServeConfig:
     if env.log_level:
         config.server.log_level = _env_log_level(env.log_level)
     for model in config.models:
-        user_dict = model.preprocessing.segment.user_dict if model.preprocessing else None
-        if model.preprocessing and user_dict is not None:
-            segment = model.preprocessing.segment.model_copy(update={"user_dict": _resolve(base, user_dict)})
-            model.preprocessing = model.preprocessing.model_copy(update={"segment": segment})
+        if model.preprocessing is not None:
+            model.preprocessing = model.preprocessing.with_paths_from(base)
         if model.source not in ("repository",) and not model.source.startswith("package:"):
             model.source = str(_resolve(base, Path(model.source)))
     return config

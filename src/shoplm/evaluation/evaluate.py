@@ -96,7 +96,7 @@ def evaluate(
     if kind == "classifier":
         rows = read_jsonl(data, [text_field, label_field])
         return _evaluate_classifier(model_dir, rows, text_field, label_field, batch_size)
-    texts = [str(row[text_field]) for row in read_jsonl(data, [text_field])]
+    texts = [str(row[text_field]) for row in read_jsonl(data, [text_field]) if str(row[text_field]).strip()]
     if kind == "masked_language_model":
         return _evaluate_masked_language_model(model_dir, texts, batch_size)
     return _evaluate_language_model(model_dir, texts, batch_size)
@@ -145,12 +145,12 @@ def _evaluate_classifier(
 
 @torch.inference_mode()
 def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int) -> Evaluation:
+    """Perplexity over ``texts`` (none of them blank)."""
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     pipeline = _pipeline(model_dir)
     eos = pipeline.tokenizer.eos_token_id if pipeline.tokenizer is not None else None
     losses, counts = [], []
-    measured = [text for text in texts if text.strip()]
-    for batch in _batches(measured, batch_size):
+    for batch in _batches(texts, batch_size):
         sequences = []
         for ids, _ in pipeline.token_ids_batch(batch):
             if eos is not None and ids[-1:] != [eos]:
@@ -167,7 +167,7 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
         counts.append(tokens)
     if not counts:
         raise EvaluationError("no non-empty texts to measure perplexity on")
-    return Evaluation("language_model", {**language_model_metrics(losses, counts), "n": len(measured)})
+    return Evaluation("language_model", {**language_model_metrics(losses, counts), "n": len(texts)})
 
 
 @torch.inference_mode()
@@ -181,7 +181,7 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
     # One generator drawn row by row in order: the masks do not depend on the batch size.
     rng = np.random.default_rng(EVAL_MASK_SEED)
     losses, counts, correct, measured = [], [], 0, 0
-    for batch in _batches([text for text in texts if text.strip()], batch_size):
+    for batch in _batches(texts, batch_size):
         inputs, targets = [], []
         for ids, _ in pipeline.token_ids_batch(batch):
             draw = rng.random(len(ids))

@@ -204,10 +204,13 @@ class PreprocessConfig(BaseModel):
             path = path / CONFIG_FILENAME
         if not path.is_file():
             raise FileNotFoundError(f"no preprocessing config at {path}")
-        config = cls.model_validate_json(path.read_text(encoding="utf-8"))
-        user_dict = config.segment.user_dict
-        if user_dict is not None and not user_dict.is_absolute():
-            # The dictionary travels with the model directory, not with the reader's cwd.
-            segment = config.segment.model_copy(update={"user_dict": path.parent / user_dict})
-            config = config.model_copy(update={"segment": segment})
-        return config
+        # The dictionary travels with the model directory, not with the reader's cwd.
+        return cls.model_validate_json(path.read_text(encoding="utf-8")).with_paths_from(path.parent)
+
+    def with_paths_from(self, base: Path) -> PreprocessConfig:
+        """This config with a relative ``segment.user_dict`` taken from ``base``, not the cwd."""
+        user_dict = self.segment.user_dict
+        if user_dict is None or user_dict.expanduser().is_absolute():
+            return self
+        segment = self.segment.model_copy(update={"user_dict": base / user_dict})
+        return self.model_copy(update={"segment": segment})
