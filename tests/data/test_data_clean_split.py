@@ -21,6 +21,9 @@ NORMALIZE = NormalizeConfig()
         ("<p>Great <b>phone</b></p><script>track()</script>", "Great phone"),
         ("彼得&#183;林奇的书", "彼得·林奇的书"),
         ("line<br>break", "line break"),
+        ("<b>非常</b>满意<span>，</span>推<em>荐</em>", "非常满意,推荐"),  # inline markup: no space
+        ("<ul><li>好</li><li>快</li></ul><p>便宜</p><div>送货</div>", "好 快 便宜 送货"),
+        ("<table><tr><td>价格</td><td>100</td></tr></table>", "价格 100"),
         ("和龙应台的<孩子慢慢来>相比", "和龙应台的<孩子慢慢来>相比"),  # not a tag: kept as written
         ("R&D team, 5 > 3", "R&D team, 5 > 3"),
         ("ＡＢＣ\u200b  １２３", "ABC 123"),

@@ -15,6 +15,14 @@ from shoplm.textproc.normalize import normalize_text
 _LOOKS_LIKE_HTML = re.compile(r"<[A-Za-z!/?][^<>]*>|&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 # Elements whose content is code or metadata, never visible text.
 _INVISIBLE_TAGS = ("script", "style", "template", "head")
+# Elements a browser lays out as their own line or cell: their text is kept apart from the
+# text around them. Inline elements (<b>, <span>, <a>, ...) are not: "<b>非常</b>满意" is one
+# phrase, and a space inside it would split its words and character n-grams.
+_SEPARATE_TAGS = (
+    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "option", "p", "pre", "section", "summary", "table", "td", "th", "tr", "ul",
+)
 
 
 def looks_like_html(text: str) -> bool:
@@ -25,8 +33,9 @@ def looks_like_html(text: str) -> bool:
 def strip_html(text: str) -> str:
     """The visible text of `text` parsed as HTML (html.parser): tags removed, entities decoded.
 
-    Text pieces from different elements are joined with a space so that ``a<br>b`` does not
-    become one word; the normalization afterwards collapses the spaces.
+    Block elements and line breaks are set apart with a space, so that ``a<br>b`` does not
+    become one word, while inline markup joins its text to its neighbours' as a browser shows
+    it. The normalization afterwards collapses the spaces.
     """
     from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
@@ -36,7 +45,10 @@ def strip_html(text: str) -> str:
         soup = BeautifulSoup(text, "html.parser")
     for element in soup(_INVISIBLE_TAGS):
         element.decompose()
-    return soup.get_text(" ")
+    for element in soup(_SEPARATE_TAGS):
+        element.insert_before(" ")
+        element.insert_after(" ")
+    return soup.get_text()
 
 
 def clean_text(

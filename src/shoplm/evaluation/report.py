@@ -308,7 +308,9 @@ def _plain(text: str) -> str:
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     # No "Software" metadata: the same data gives the same bytes on any matplotlib version.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    # A tight box: the constrained layout alone clips the confusion matrix's "true" label,
+    # squeezed between the image (kept square) and the figure's edge.
+    figure.savefig(buffer, format="png", metadata={"Software": None}, bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
 
 
