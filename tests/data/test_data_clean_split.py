@@ -127,3 +127,18 @@ def test_near_duplicate_filter() -> None:
     assert near.is_duplicate(base.upper().lower() + "!!")
     assert not near.is_duplicate("A completely different sentence about running shoes and their soles.")
     assert not near.is_duplicate("too short")
+
+
+def test_near_duplicates_ignore_punctuation_spacing_and_case() -> None:
+    near = NearDuplicateFilter(threshold=0.9, num_perm=128, shingle_size=4, min_chars=20)
+    review = "这个手机很好用,电池也耐用,拍照清楚,推荐购买!"
+    assert not near.is_duplicate(review)
+    # Every fourth character differs in punctuation: over half the raw 4-character shingles differ.
+    assert near.is_duplicate("这个手机很好用。电池也耐用。拍照清楚。推荐购买。")
+    assert near.is_duplicate("这个手机很好用 电池也耐用 拍照清楚 推荐购买!!!")
+    assert not near.is_duplicate("这个手机不好用,电池不耐用,拍照模糊,不推荐购买!")
+    assert not near.is_duplicate("Battery LASTS two days, the screen is bright - would buy again!")
+    assert near.is_duplicate("battery lasts two days; the screen is bright... would buy again")
+    # Under min_chars once punctuation is gone, however long with it: skipped.
+    assert not near.is_duplicate("好!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!")
+    assert not near.is_duplicate("好 . . . . . . . . . . . . . . . . . . .")

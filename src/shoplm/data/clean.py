@@ -15,13 +15,15 @@ from shoplm.textproc.normalize import normalize_text
 _LOOKS_LIKE_HTML = re.compile(r"<[A-Za-z!/?][^<>]*>|&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 # Elements whose content is code or metadata, never visible text.
 _INVISIBLE_TAGS = ("script", "style", "template", "head")
-# Elements a browser lays out as their own line or cell: their text is kept apart from the
-# text around them. Inline elements (<b>, <span>, <a>, ...) are not: "<b>非常</b>满意" is one
-# phrase, and a space inside it would split its words and character n-grams.
-_SEPARATE_TAGS = (
-    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt",
-    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
-    "main", "nav", "ol", "option", "p", "pre", "section", "summary", "table", "td", "th", "tr", "ul",
+# Phrasing elements: a browser runs their text on with its neighbours', so "<b>非常</b>满意" is
+# one phrase, and a space inside it would split its words and character n-grams. The text of
+# every other element (blocks, <br>, table cells, and tags HTML does not know) is set apart.
+_INLINE_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "ins",
+        "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u",
+        "var",
+    }
 )
 
 
@@ -33,9 +35,9 @@ def looks_like_html(text: str) -> bool:
 def strip_html(text: str) -> str:
     """The visible text of `text` parsed as HTML (html.parser): tags removed, entities decoded.
 
-    Block elements and line breaks are set apart with a space, so that ``a<br>b`` does not
-    become one word, while inline markup joins its text to its neighbours' as a browser shows
-    it. The normalization afterwards collapses the spaces.
+    The text of each element is set apart with a space, so that ``a<br>b`` does not become one
+    word, except for inline (phrasing) markup, whose text runs on as a browser shows it. The
+    normalization afterwards collapses the spaces.
     """
     from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
@@ -45,7 +47,9 @@ def strip_html(text: str) -> str:
         soup = BeautifulSoup(text, "html.parser")
     for element in soup(_INVISIBLE_TAGS):
         element.decompose()
-    for element in soup(_SEPARATE_TAGS):
+    for element in soup.find_all(True):
+        if element.name in _INLINE_TAGS:
+            continue
         element.insert_before(" ")
         element.insert_after(" ")
     return soup.get_text()

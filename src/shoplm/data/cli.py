@@ -90,7 +90,10 @@ def prepare(
     near_dup_threshold: Annotated[
         float | None,
         typer.Option(
-            min=0.01, max=1.0, help="Jaccard similarity of character shingles counted as near duplicate (default 0.9)."
+            min=0.01,
+            max=1.0,
+            help="Jaccard similarity of character shingles (punctuation, spaces and case ignored) "
+            "counted as near duplicate (default 0.9).",
         ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="train,validation,test fractions (default 0.8,0.1,0.1).")] = None,

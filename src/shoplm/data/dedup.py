@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,9 @@ _SHINGLE_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 # datasketch's own default seed, so the permutations are the library's documented ones.
 _MINHASH_SEED = 1
 _INDEX_THRESHOLD_FACTOR = 0.85
+# Punctuation, symbols and spaces: left out of the shingles, so that texts that differ only in
+# them ("推荐购买!" and "推荐购买!!!", commas for spaces) compare as the same words.
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def text_digest(text: str) -> bytes:
@@ -57,6 +61,12 @@ class ExactDeduplicator:
         return digest[:_KEY_BYTES] in self._conflicts
 
 
+def fingerprint_text(text: str) -> str:
+    """What near-duplicate detection compares: `text` case-folded, without punctuation, symbols
+    and whitespace (the usual normalization of MinHash deduplication pipelines)."""
+    return _NOT_WORD.sub("", text).casefold()
+
+
 def shingle_hashes(text: str, size: int) -> NDArray[np.uint64]:
     """Distinct 32-bit hashes of the character `size`-grams of `text` (the whole text when shorter).
 
@@ -78,8 +88,10 @@ class NearDuplicateFilter:
 
     MinHash signatures go into a datasketch MinHashLSH index; LSH candidates are confirmed by
     the signatures' estimated similarity, so a chance band collision does not drop a row.
-    Texts shorter than `min_chars` are skipped (their few shingles make the estimate noisy;
-    exact deduplication still applies to them). Memory: about 1 KiB per kept row.
+    Shingles are taken from :func:`fingerprint_text`, so punctuation and spacing do not count.
+    Texts with fewer than `min_chars` characters left there are skipped (their few shingles make
+    the estimate noisy; exact deduplication still applies to them). Memory: about 1 KiB per kept
+    row.
     """
 
     def __init__(self, threshold: float, num_perm: int, shingle_size: int, min_chars: int) -> None:
@@ -97,10 +109,11 @@ class NearDuplicateFilter:
 
     def is_duplicate(self, text: str) -> bool:
         """Whether `text` is a near duplicate of an earlier kept text; if not, it is remembered."""
-        if len(text) < self._min_chars:
+        words = fingerprint_text(text)
+        if len(words) < self._min_chars:
             return False
         minhash = self._template.copy()
-        minhash.update_batch(shingle_hashes(text, self._shingle_size).tolist())
+        minhash.update_batch(shingle_hashes(words, self._shingle_size).tolist())
         signature = minhash.hashvalues
         for candidate in self._index.query(minhash):
             if np.mean(self._signatures[candidate] == signature) >= self._threshold:
