@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from shoplm.data import SettingsError, parse_split
@@ -142,3 +144,24 @@ def test_near_duplicates_ignore_punctuation_spacing_and_case() -> None:
     # Under min_chars once punctuation is gone, however long with it: skipped.
     assert not near.is_duplicate("好!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!")
     assert not near.is_duplicate("好 . . . . . . . . . . . . . . . . . . .")
+
+
+def test_near_duplicate_index_finds_copies_among_similar_rows() -> None:
+    # Variants of a few base texts share LSH bands without being duplicates, so band keys hold
+    # several rows; a copy that differs only in punctuation must still be found among them.
+    near = NearDuplicateFilter(threshold=0.9, num_perm=128, shingle_size=4, min_chars=20)
+    rng = random.Random(3)
+    alphabet = "的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生自会那后能对着"
+    kept: list[str] = []
+    for _ in range(8):
+        base = [rng.choice(alphabet) for _ in range(60)]
+        for _ in range(12):
+            variant = list(base)
+            for position in rng.sample(range(60), 4):
+                variant[position] = rng.choice(alphabet)
+            text = "".join(variant)
+            if not near.is_duplicate(text):
+                kept.append(text)
+    assert len(kept) > 40  # most variants are further apart than the threshold
+    for text in kept:
+        assert near.is_duplicate(f"{text[:20]},{text[20:40]}。{text[40:]}!")

@@ -20,6 +20,7 @@ _SHINGLE_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 # datasketch's own default seed, so the permutations are the library's documented ones.
 _MINHASH_SEED = 1
 _INDEX_THRESHOLD_FACTOR = 0.85
+_BLOCK_ROWS = 4096
 # Punctuation, symbols and spaces: left out of the shingles, so that texts that differ only in
 # them ("推荐购买!" and "推荐购买!!!", commas for spaces) compare as the same words.
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -86,12 +87,17 @@ def shingle_hashes(text: str, size: int) -> NDArray[np.uint64]:
 class NearDuplicateFilter:
     """Keeps the first of each group of texts whose shingle sets have Jaccard similarity >= threshold.
 
-    MinHash signatures go into a datasketch MinHashLSH index; LSH candidates are confirmed by
-    the signatures' estimated similarity, so a chance band collision does not drop a row.
-    Shingles are taken from :func:`fingerprint_text`, so punctuation and spacing do not count.
-    Texts with fewer than `min_chars` characters left there are skipped (their few shingles make
-    the estimate noisy; exact deduplication still applies to them). Memory: about 1 KiB per kept
-    row.
+    MinHash signatures (datasketch) are indexed by LSH banding: each band of a signature is a key,
+    and texts that share a key with an earlier one are candidates, confirmed by the signatures'
+    estimated similarity, so a chance band collision does not drop a row. Shingles are taken from
+    :func:`fingerprint_text`, so punctuation and spacing do not count. Texts with fewer than
+    `min_chars` characters left there are skipped (their few shingles make the estimate noisy;
+    exact deduplication still applies to them).
+
+    Memory: about 1.3 KiB per kept row at 128 permutations (the signature in a numpy block, one
+    dict entry per band). datasketch's MinHashLSH took about 4.3 KiB: it keeps each band's bytes
+    twice, and a set per key, so that keys can be removed, which deduplication never does
+    (``benchmarks/dedup_bench.py`` compares the two).
     """
 
     def __init__(self, threshold: float, num_perm: int, shingle_size: int, min_chars: int) -> None:
@@ -102,10 +108,17 @@ class NearDuplicateFilter:
         self._min_chars = min_chars
         self._template = MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=_identity)
         # LSH tuned to the threshold itself finds a pair just above it less than half the time
-        # (at 0.9: 5 bands of 25 rows find a 0.91 pair with p = 0.39); indexing for a lower
-        # similarity finds nearly all of them, and the signature check below keeps precision.
-        self._index = MinHashLSH(threshold=threshold * _INDEX_THRESHOLD_FACTOR, num_perm=num_perm)
-        self._signatures: list[NDArray[Any]] = []
+        # (at 0.9: 5 bands of 25 rows find a 0.91 pair with p = 0.39); banding for a lower
+        # similarity finds nearly all of them, and the signature check keeps precision. datasketch
+        # picks the bands for that similarity.
+        bands = MinHashLSH(threshold=threshold * _INDEX_THRESHOLD_FACTOR, num_perm=num_perm)
+        self._band_slices = [slice(band * bands.r, (band + 1) * bands.r) for band in range(bands.b)]
+        # Band key -> the kept row (or rows) with that band. Python's hash of the band's bytes is
+        # salted per process, which changes nothing: a key only proposes rows to compare.
+        self._buckets: dict[int, int | list[int]] = {}
+        # Kept signatures in blocks of _BLOCK_ROWS: growing never copies, and at most one block waits unused.
+        self._blocks: list[NDArray[Any]] = []
+        self._kept = 0
 
     def is_duplicate(self, text: str) -> bool:
         """Whether `text` is a near duplicate of an earlier kept text; if not, it is remembered."""
@@ -115,12 +128,33 @@ class NearDuplicateFilter:
         minhash = self._template.copy()
         minhash.update_batch(shingle_hashes(words, self._shingle_size).tolist())
         signature = minhash.hashvalues
-        for candidate in self._index.query(minhash):
-            if np.mean(self._signatures[candidate] == signature) >= self._threshold:
-                return True
-        self._index.insert(len(self._signatures), minhash, check_duplication=False)
-        self._signatures.append(signature)
+        keys = [hash((band, signature[part].tobytes())) for band, part in enumerate(self._band_slices)]
+        checked: set[int] = set()
+        for key in keys:
+            entry = self._buckets.get(key)
+            for row in (entry,) if isinstance(entry, int) else entry or ():
+                if row not in checked:
+                    checked.add(row)
+                    kept = self._blocks[row // _BLOCK_ROWS][row % _BLOCK_ROWS]
+                    if np.mean(kept == signature) >= self._threshold:
+                        return True
+        self._remember(keys, signature)
         return False
+
+    def _remember(self, keys: list[int], signature: NDArray[Any]) -> None:
+        row = self._kept
+        if row % _BLOCK_ROWS == 0:
+            self._blocks.append(np.empty((_BLOCK_ROWS, len(signature)), dtype=signature.dtype))
+        self._blocks[-1][row % _BLOCK_ROWS] = signature
+        self._kept += 1
+        for key in keys:
+            entry = self._buckets.setdefault(key, row)
+            if entry is row:
+                continue
+            if isinstance(entry, int):
+                self._buckets[key] = [entry, row]
+            else:
+                entry.append(row)
 
 
 def _identity(value: int) -> int:
