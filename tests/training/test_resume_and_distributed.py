@@ -89,15 +89,23 @@ def test_ctrl_c_says_which_checkpoint_to_resume_from(tmp_path: Path, reviews_dir
     training = {"max_steps": 100_000, "eval_strategy": "no", "save_strategy": "steps", "save_steps": 2}
     config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path / "run", reviews_dir, training=training))
     # SIGINT as a terminal's Ctrl-C sends it (a shell may start background jobs with it ignored).
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shoplm", "train", str(config)], cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 300
-    while not list((tmp_path / "run").glob("checkpoint-4")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    # Output to a file, not a pipe: nobody reads a pipe while the test waits, and a full one
+    # would stop the run in its next write.
+    log = tmp_path / "train.log"
+    with log.open("w", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shoplm", "train", str(config)], cwd=tmp_path, stdout=output, stderr=output,
+            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 300
+        # Any complete checkpoint (its trainer state is written last): save_total_limit deletes the
+        # early ones as fast as the run makes new ones.
+        while not list((tmp_path / "run").glob("checkpoint-*/trainer_state.json")) and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    stderr = log.read_text(encoding="utf-8")
 
     assert process.returncode == 130
     assert "interrupted; the newest checkpoint is" in stderr

@@ -52,6 +52,7 @@ def _wordpiece(spec: TokenizerSpec, texts: Iterable[str]) -> tuple[Tokenizer, di
         special_tokens=list(WORDPIECE_SPECIALS.values()),
     )
     tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.model = _in_canonical_order(tokenizer, list(WORDPIECE_SPECIALS.values()))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
@@ -59,6 +60,27 @@ def _wordpiece(spec: TokenizerSpec, texts: Iterable[str]) -> tuple[Tokenizer, di
     )
     tokenizer.decoder = decoders.WordPiece()
     return tokenizer, dict(WORDPIECE_SPECIALS)
+
+
+def _in_canonical_order(tokenizer: Tokenizer, specials: list[str]) -> models.WordPiece:
+    """The same vocabulary with ids that do not depend on the process: the special tokens first,
+    then the others sorted.
+
+    The WordPiece trainer numbers the ``##`` forms of the alphabet in the order of a hash map
+    seeded per process, so training twice on the same text gave some tokens different ids.
+    The processes of a multi-node run each train their own tokenizer, and must agree.
+    """
+    model = tokenizer.model
+    assert isinstance(model, models.WordPiece)
+    vocab = tokenizer.get_vocab(with_added_tokens=False)
+    others = sorted(token for token in vocab if token not in specials)
+    ordered = {token: index for index, token in enumerate([*specials, *others])}
+    return models.WordPiece(
+        ordered,
+        unk_token=model.unk_token,
+        continuing_subword_prefix=model.continuing_subword_prefix,
+        max_input_chars_per_word=model.max_input_chars_per_word,
+    )
 
 
 def _bpe(spec: TokenizerSpec, texts: Iterable[str], *, causal: bool) -> tuple[Tokenizer, dict[str, str]]:
