@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 import tritonclient.http as triton_http
 from transformers import AutoConfig, AutoModelForMaskedLM
 
+from shoplm.training.publish import card_markdown, run_evaluations
 from tests.helpers.server import ServerProcess
 from tests.training.conftest import shoplm, tiny_config, write_config
 
@@ -78,6 +80,30 @@ def test_eval_measures_a_masked_lm_on_fixed_masks(tmp_path: Path, reviews_dir: P
     assert trained["perplexity"] < 0.7 * baseline["perplexity"]
     assert 0.0 <= baseline["masked_accuracy"] < trained["masked_accuracy"] <= 1.0
     assert (tmp_path / "mlm" / "eval-test" / "eval_report.html").is_file()
+
+
+def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    reports = {
+        "validation": {"n": 60, "accuracy": 0.8, "confusion_matrix": [[1]]},
+        "test": {"n": 60, "accuracy": 0.75},
+        "one": {"n": 1, "data": "one.jsonl", "accuracy": 0.0},  # a check on one row, evaluated last
+    }
+    for index, (split, metrics) in enumerate(reports.items()):
+        path = run / f"eval-{split}" / "eval_report.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"metrics": metrics}))
+        os.utime(path, (1_000_000 + index, 1_000_000 + index))
+
+    evaluations = run_evaluations(run)
+
+    assert [entry["split"] for entry in evaluations] == ["test", "validation", "one"]
+    assert evaluations[0] == {"split": "test", "n": 60, "accuracy": 0.75}  # scalars only
+    card = {"name": "sentiment", "version": "1", "task": "classify", "architecture": "X", "run": "run",
+            "data_hash": "h", "published_at": "now", "metrics": evaluations[0], "evaluations": evaluations}
+    markdown = card_markdown(card)
+    assert "| accuracy | 0.7500 |" in markdown
+    assert "- validation: n 60, accuracy 0.8000" in markdown and "- one.jsonl: n 1, accuracy 0.0000" in markdown
 
 
 @pytest.mark.parametrize(

@@ -46,17 +46,28 @@ def next_version(directory: Path) -> str:
     return str(max(numbers, default=0) + 1)
 
 
-def latest_eval(run: Path) -> dict[str, Any] | None:
-    """The metrics of the newest evaluation report written into the run directory, if any."""
-    reports = sorted(run.glob(f"eval*/{EVAL_REPORT}"), key=lambda p: p.stat().st_mtime)
-    if not reports:
-        return None
-    report = json.loads(reports[-1].read_text(encoding="utf-8"))
-    metrics = report.get("metrics", {})
-    return {
-        "split": reports[-1].parent.name.removeprefix("eval-") or None,
-        **{key: value for key, value in metrics.items() if not isinstance(value, (list, dict))},
-    }
+# The card's headline metrics come from these splits' reports when the run has them, the test
+# split first; a report of some other file (`shoplm eval RUN --data FILE`) is listed, not headlined.
+HEADLINE_SPLITS = ("test", "validation")
+
+
+def run_evaluations(run: Path) -> list[dict[str, Any]]:
+    """The scalar metrics of each evaluation report in the run directory, with the split or data
+    file each measured: the test split first, then validation, then the others newest first."""
+    reports = sorted(run.glob(f"eval*/{EVAL_REPORT}"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def rank(path: Path) -> int:
+        split = path.parent.name.removeprefix("eval-")
+        return HEADLINE_SPLITS.index(split) if split in HEADLINE_SPLITS else len(HEADLINE_SPLITS)
+
+    evaluations = []
+    for path in sorted(reports, key=rank):
+        metrics = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
+        evaluations.append({
+            "split": path.parent.name.removeprefix("eval-") or None,
+            **{key: value for key, value in metrics.items() if not isinstance(value, (list, dict))},
+        })
+    return evaluations
 
 
 def build_card(run: Path, source: Path, name: str, version: str) -> dict[str, Any]:
@@ -70,6 +81,7 @@ def build_card(run: Path, source: Path, name: str, version: str) -> dict[str, An
         architectures = model_config.get("architectures") or []
         task = "classify" if any("SequenceClassification" in a for a in architectures) else "generate"
     preprocessing_path = source / "preprocessing.json"
+    evaluations = run_evaluations(run)
     return {
         "name": name,
         "version": version,
@@ -78,7 +90,8 @@ def build_card(run: Path, source: Path, name: str, version: str) -> dict[str, An
         "run": run.name,
         "architecture": (model_config.get("architectures") or [None])[0],
         "labels": model_config.get("id2label") if task == "classify" else None,
-        "metrics": latest_eval(run),
+        "metrics": evaluations[0] if evaluations else None,
+        "evaluations": evaluations,
         "train_metrics": info.get("train_metrics"),
         "data_hash": info.get("data_hash"),
         "git": info.get("git"),
@@ -101,6 +114,12 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
                   for key, value in metrics.items()]
+    others = (card.get("evaluations") or [])[1:]
+    if others:
+        lines += ["", "Other evaluations of the run:", ""]
+        lines += [f"- {other.get('data') or other['split']}: n {other.get('n')}" + "".join(
+            f", {key} {other[key]:.4f}" for key in ("accuracy", "roc_auc", "perplexity")
+            if isinstance(other.get(key), float)) for other in others]
     return "\n".join(lines) + "\n"
 
 
