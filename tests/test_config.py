@@ -94,6 +94,10 @@ def test_a_bad_log_level_in_the_environment_is_named(tmp_path: Path, monkeypatch
     [
         ("models:\n  - {name: m, task: embedd}\n", ["models.0.task", "'embed'"]),
         ("models:\n  - {name: m, task: embed, colour: red}\n", ["models.0.colour", "Extra inputs"]),
+        ("models:\n  - {name: m, task: embed, sorce: package}\n", ["models.0.sorce", "did you mean 'source'?"]),
+        ("models:\n  - {name: m, task: embed, preprocessing: {truncat: {}}}\n",
+         ["models.0.preprocessing.truncat", "did you mean 'truncate'?"]),
+        ("server: {prot: 8100}\n", ["server.prot", "did you mean 'port'?"]),
         ("models:\n  - {name: m, task: embed, device: tpu}\n", ["models.0.device", "tpu"]),
         ("models:\n  - {name: m, task: embed, batching: {max_batch_size: 0}}\n",
          ["models.0.batching.max_batch_size", "greater than or equal to 1"]),

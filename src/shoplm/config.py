@@ -6,9 +6,10 @@ reads ``os.environ``.
 
 from __future__ import annotations
 
+import difflib
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -215,13 +216,46 @@ class ServeConfig(StrictModel):
         return next((model for model in self.models if model.name == name), None)
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem, each naming the dotted field path and pydantic's reason."""
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """One line per problem, each naming the dotted field path and pydantic's reason.
+
+    Given the validated `model`, an unknown field also gets the closest known name at its place
+    ("did you mean 'batch_size'?").
+    """
     lines = [f"invalid configuration in {source}:"]
     for problem in error.errors():
         location = ".".join(str(part) for part in problem["loc"]) or "(root)"
-        lines.append(f"  {location}: {problem['msg']}")
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden" and model is not None:
+            message += _did_you_mean(model, problem["loc"])
+        lines.append(f"  {location}: {message}")
     return "\n".join(lines)
+
+
+def _did_you_mean(model: type[BaseModel], location: tuple[int | str, ...]) -> str:
+    parent: type[BaseModel] | None = model
+    for part in location[:-1]:
+        if parent is None:
+            return ""
+        if isinstance(part, str):
+            field = parent.model_fields.get(part)
+            parent = _model_in(field.annotation) if field is not None else None
+    if parent is None:
+        return ""
+    known = [field.alias or name for name, field in parent.model_fields.items()]
+    close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds, directly or inside Optional, a list or a dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def load_serve_config(path: Path) -> ServeConfig:
@@ -230,7 +264,7 @@ def load_serve_config(path: Path) -> ServeConfig:
     try:
         config = ServeConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, str(path))) from None
+        raise ConfigError(format_validation_error(error, str(path), ServeConfig)) from None
     base = path.resolve().parent
     env = env_settings()
     repository = env.model_repository or config.server.model_repository

@@ -219,6 +219,8 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"task": "mlm", "model": {"architecture": "gpt2"}}, "cannot do task 'mlm'"),
         ({"typo_field": 1}, "typo_field"),
+        ({"training": {"batchsize": 8}}, "training.batchsize: Extra inputs are not permitted (did you mean 'batch_"),
+        ({"tokenizer": {"vocab": 8}}, "tokenizer.vocab: Extra inputs are not permitted (did you mean 'vocab_size'?)"),
         ({"data": {"dir": "x", "corpus": "reviews"}}, "exactly one of data.dir"),
         ({"task": "mlm", "model": {"ngram_bag": {}}}, "model.ngram_bag is for task 'classify'"),
         ({"model": {"ngram_bag": {"orders": [2, 2]}}}, "model.ngram_bag"),

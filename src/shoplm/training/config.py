@@ -329,7 +329,7 @@ def load_train_config(path: Path, overrides: dict[str, object] | None = None) ->
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, str(path))) from None
+        raise ConfigError(format_validation_error(error, str(path), TrainConfig)) from None
     return resolve_paths(config, Path.cwd())
 
 
