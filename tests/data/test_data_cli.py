@@ -71,6 +71,8 @@ def test_prepare_files_with_options(tmp_path: Path, reviews_csv: Path) -> None:
         ([], "give either --corpus NAME or --input FILE"),
         (["--corpus", "reviews", "--label-column", "x"], "--label-column only applies to --input files"),
         (["--input", "{csv}", "--format", "xml"], "unknown format 'xml'"),
+        (["--input", "{csv}", "--text-column", "review", "--encoding", "klingon"], "unknown encoding 'klingon'"),
+        (["--corpus", "news", "--encoding", "gbk"], "--encoding only applies to --input files"),
         (["--input", "{csv}", "--text-column", "review", "--lexicon", "none.txt"], "lexicon none.txt: no such file"),
     ],
 )
@@ -103,6 +105,33 @@ def test_an_input_with_nothing_to_keep_exits_2_after_writing_the_card(
     assert result.exit_code == 2
     assert message in result.stderr
     assert DatasetCard.load(tmp_path / "out").rows_kept == 0  # the card tells what was dropped and why
+
+
+def test_a_gbk_spreadsheet_export_needs_its_encoding_and_the_command_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("评论,评分\n很好用,5\n质量太差了,1\n".encode("gbk"))
+    common = ["prepare", "--input", str(path), "--text-column", "评论", "--label-column", "评分", "--label-from-rating"]
+
+    as_utf8 = runner.invoke(data_app, [*common, "--out", str(tmp_path / "utf8")])
+    as_gbk = runner.invoke(data_app, [*common, "--encoding", "gb18030", "--out", str(tmp_path / "gbk")])
+
+    # Read as UTF-8 the header itself is undecodable, so the text column is not found.
+    assert as_utf8.exit_code == 2 and "has no text column '评论'" in as_utf8.stderr
+    assert "header is not valid in the encoding read (pass --encoding" in as_utf8.stderr
+    assert as_gbk.exit_code == 0, as_gbk.output
+    rows = [row for split in ("train", "validation", "test") for row in read_jsonl_split(tmp_path / "gbk", split)]
+    assert sorted((row["text"], row["label"]) for row in rows) == [("很好用", 1), ("质量太差了", 0)]
+
+
+def test_rows_that_are_not_utf8_are_counted_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_bytes("很好用\n".encode() + "质量太差了\n".encode("gbk"))
+
+    result = runner.invoke(data_app, ["prepare", "--input", str(path), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 0, result.output
+    assert DatasetCard.load(tmp_path / "out").drops["bad_encoding"] == 1
+    assert "1 rows are not valid UTF-8" in result.stderr and "--encoding gb18030" in result.stderr
 
 
 def test_output_path_that_is_a_file_exits_2(tmp_path: Path, reviews_csv: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from shoplm.data.catalog import DEFAULT_PRODUCTS, DEFAULT_SEED
 from shoplm.data.errors import DataPrepError, SettingsError
 from shoplm.data.prepare import Corpus, default_settings, prepare_corpus, prepare_files
 from shoplm.data.readers import FORMATS
+from shoplm.data.rows import DropReason
 from shoplm.data.split import SPLITS, parse_split
 
 data_app = typer.Typer(
@@ -77,6 +79,12 @@ def prepare(
         str | None,
         typer.Option("--format", help=f"Format of every input, overriding the extensions: {', '.join(FORMATS)}."),
     ] = None,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            help="Text encoding of CSV, TSV, JSONL and text inputs, e.g. gb18030 for Chinese spreadsheet exports."
+        ),
+    ] = "utf-8",
     max_chars: Annotated[
         int | None, typer.Option(min=1, help="Drop rows longer than this after cleaning (default 4096).")
     ] = None,
@@ -115,6 +123,7 @@ def prepare(
                 "--label-column": label_column is not None,
                 "--label-from-rating": label_from_rating,
                 "--format": file_format is not None,
+                "--encoding": encoding != "utf-8",
             }
             misplaced = [option for option, given in only_for_files.items() if given]
             if misplaced:
@@ -124,6 +133,7 @@ def prepare(
             "label_column": label_column,
             "label_from_rating": label_from_rating,
             "format": file_format,
+            "encoding": encoding,
         }
         optional = {"max_chars": max_chars, "near_dup": near_dup, "near_dup_threshold": near_dup_threshold}
         overrides.update({name: value for name, value in optional.items() if value is not None})
@@ -152,6 +162,13 @@ def prepare(
         typer.echo(str(out / CARD_JSON))
     else:
         _print_summary(card, out)
+    undecodable = card.drops.get(DropReason.BAD_ENCODING.value, 0)
+    if undecodable and codecs.lookup(settings.encoding).name == "utf-8":
+        typer.echo(
+            f"note: {undecodable:,} rows are not valid UTF-8; if a file was saved in another encoding "
+            "(GBK and GB18030 are common for Chinese spreadsheet exports), pass it, e.g. --encoding gb18030",
+            err=True,
+        )
     if card.rows_kept == 0:
         # Training on an empty split fails much later and less clearly; the card says what was dropped.
         reason = f"all {card.rows_read:,} rows were dropped" if card.rows_read else "the input holds no rows"

@@ -15,6 +15,7 @@ appending data to the inputs never changes which existing rows are kept or where
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ class PrepareSettings:
     text_column: str = "text"
     label_column: str | None = None
     format: str | None = None  # None: from each file's extension
+    encoding: str = "utf-8"  # of CSV, TSV, JSONL and text inputs; Parquet stores UTF-8 itself
     label_from_rating: bool = False
     max_chars: int = 4096
     strip_html: bool = True
@@ -66,6 +68,10 @@ class PrepareSettings:
             raise SettingsError(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
         if self.near_dup_shingle_size < 1 or self.near_dup_num_perm < 2:
             raise SettingsError("near_dup_shingle_size must be >= 1 and near_dup_num_perm >= 2")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise SettingsError(f"unknown encoding {self.encoding!r} (e.g. utf-8, gb18030, big5, utf-16)") from None
         if self.label_from_rating and self.label_column is None:
             raise SettingsError("label_from_rating needs a label column (--label-column)")
 

@@ -40,6 +40,9 @@ QUERIES_FILE = "queries.jsonl"
 # Bump when the cleaning or splitting changes what the canonical review split contains, so
 # cached copies made by older code are not reused.
 CANONICAL_REVIEWS_VERSION = "1"
+# The same for the other bundled corpora (news, catalog): 2 compares near duplicates without
+# punctuation, which drops one more news sentence.
+BUNDLED_CORPORA_VERSION = "2"
 # Templated titles of one product line differ in a colour or a size: near duplicates by
 # construction, yet distinct products, so the catalog corpus keeps them.
 CATALOG_SETTINGS = PrepareSettings(near_dup=False)
@@ -80,7 +83,7 @@ def prepare_files(
     settings = settings or PrepareSettings()
     if not paths:
         raise DataPrepError("no input files given")
-    inputs = [open_input(Path(path), settings.format) for path in paths]
+    inputs = [open_input(Path(path), settings.format, settings.encoding) for path in paths]
     extra = _lexicon_extra(lexicon, out_dir, settings)
     sources = [
         RowSource(
@@ -229,14 +232,15 @@ def canonical_reviews_dir(cache_dir: Path | None = None) -> Path:
 def prepared_corpus_dir(corpus: Corpus | str, cache_dir: Path | None = None) -> Path:
     """A bundled corpus prepared with its default settings, cached like the canonical reviews.
 
-    The review corpus is the frozen canonical split; the others are keyed by shoplm's version.
+    The review corpus is the frozen canonical split; the others are keyed by shoplm's version
+    and `BUNDLED_CORPORA_VERSION`.
     """
     name = Corpus(corpus)
     if name is Corpus.REVIEWS:
         return canonical_reviews_dir(cache_dir)
     from shoplm import __version__
 
-    return _cached_corpus(name, _cache_root(cache_dir) / f"{name.value}-{__version__}")
+    return _cached_corpus(name, _cache_root(cache_dir) / f"{name.value}-{__version__}-v{BUNDLED_CORPORA_VERSION}")
 
 
 def _cache_root(cache_dir: Path | None) -> Path:

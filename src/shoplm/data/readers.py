@@ -8,6 +8,7 @@ column that is not there raises a `DataPrepError` subclass naming the file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import re
@@ -53,6 +54,7 @@ class InputFile:
     format: str
     compressed: bool
     bytes: int
+    encoding: str = "utf-8"
 
 
 def display_name(path: Path) -> str:
@@ -69,7 +71,7 @@ def display_name(path: Path) -> str:
         return path.name
 
 
-def open_input(path: Path, format_override: str | None = None) -> InputFile:
+def open_input(path: Path, format_override: str | None = None, encoding: str = "utf-8") -> InputFile:
     """Check that `path` is a readable file of a known format and describe it.
 
     Raises InputFileError when the file is missing or its format cannot be told from the
@@ -98,7 +100,9 @@ def open_input(path: Path, format_override: str | None = None) -> InputFile:
         fmt = detected
     if compressed and fmt == "parquet":
         raise InputFileError(f"{name}: gzipped Parquet is not supported; Parquet compresses its own pages")
-    return InputFile(path=path, name=name, format=fmt, compressed=compressed, bytes=path.stat().st_size)
+    return InputFile(
+        path=path, name=name, format=fmt, compressed=compressed, bytes=path.stat().st_size, encoding=encoding
+    )
 
 
 def read_records(source: InputFile, text_column: str, label_column: str | None) -> Iterator[Record]:
@@ -145,9 +149,10 @@ def read_text_lines(source: InputFile) -> Iterator[tuple[int, str] | Dropped]:
 
 def _open_text(source: InputFile, newline: str | None = None) -> IO[str]:
     # utf-8-sig drops a byte order mark, which spreadsheet exports like to add.
+    encoding = "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
     if source.compressed:
-        return gzip.open(source.path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline=newline)
-    return source.path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+        return gzip.open(source.path, "rt", encoding=encoding, errors="surrogateescape", newline=newline)
+    return source.path.open(encoding=encoding, errors="surrogateescape", newline=newline)
 
 
 def text_line_rows(
@@ -199,6 +204,12 @@ def _read_csv(source: InputFile, text_column: str, label_column: str | None) -> 
 def _column_index(file: str, header: list[str], column: str, role: str) -> int:
     names = [name.strip() for name in header]
     if column not in names:
+        if any(_UNDECODABLE.search(name) for name in names):
+            detail = (
+                f"has no {role} column {column!r}, and its header is not valid in the encoding read "
+                "(pass --encoding, e.g. gb18030 for a Chinese spreadsheet export)"
+            )
+            raise ColumnError(file, column, role, names, detail=detail)
         raise ColumnError(file, column, role, names)
     return names.index(column)
 
