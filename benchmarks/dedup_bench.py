@@ -37,12 +37,7 @@ import numpy as np  # noqa: E402
 from datasketch import MinHashLSH  # noqa: E402
 
 from benchmarks.readme_section import replace_section  # noqa: E402
-from shoplm.data.dedup import (  # noqa: E402
-    _INDEX_THRESHOLD_FACTOR,
-    NearDuplicateFilter,
-    fingerprint_text,
-    shingle_hashes,
-)
+from shoplm.data.dedup import _INDEX_THRESHOLD_FACTOR, NearDuplicateFilter  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 THRESHOLD, NUM_PERM, SHINGLE_SIZE, MIN_CHARS = 0.9, 128, 4, 20  # shoplm data prepare's defaults
@@ -62,11 +57,9 @@ class DatasketchFilter(NearDuplicateFilter):
         self._kept_signatures: list[Any] = []
 
     def is_duplicate(self, text: str) -> bool:
-        words = fingerprint_text(text)
-        if len(words) < self._min_chars:
+        minhash = self.minhash(text)
+        if minhash is None:
             return False
-        minhash = self._template.copy()
-        minhash.update_batch(shingle_hashes(words, self._shingle_size).tolist())
         signature = minhash.hashvalues
         for candidate in self._index.query(minhash):
             if np.mean(self._kept_signatures[candidate] == signature) >= self._threshold:

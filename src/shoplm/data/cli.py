@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +14,7 @@ from shoplm.data.card import CARD_JSON, CARD_MARKDOWN, DatasetCard
 from shoplm.data.catalog import DEFAULT_PRODUCTS, DEFAULT_SEED
 from shoplm.data.errors import DataPrepError, SettingsError
 from shoplm.data.prepare import Corpus, default_settings, prepare_corpus, prepare_files
-from shoplm.data.readers import FORMATS
+from shoplm.data.readers import FORMATS, is_utf8
 from shoplm.data.rows import DropReason
 from shoplm.data.split import SPLITS, parse_split
 
@@ -163,7 +162,7 @@ def prepare(
     else:
         _print_summary(card, out)
     undecodable = card.drops.get(DropReason.BAD_ENCODING.value, 0)
-    if undecodable and codecs.lookup(settings.encoding).name == "utf-8":
+    if undecodable and is_utf8(settings.encoding):
         typer.echo(
             f"note: {undecodable:,} rows are not valid UTF-8; if a file was saved in another encoding "
             "(GBK and GB18030 are common for Chinese spreadsheet exports), pass it, e.g. --encoding gb18030",

@@ -11,6 +11,7 @@ import numpy as np
 from shoplm.data.rows import DropReason
 
 if TYPE_CHECKING:
+    from datasketch import MinHash
     from numpy.typing import NDArray
 
 # 128 bits of the sha256 keep collisions out of reach while halving the index's memory.
@@ -120,13 +121,20 @@ class NearDuplicateFilter:
         self._blocks: list[NDArray[Any]] = []
         self._kept = 0
 
-    def is_duplicate(self, text: str) -> bool:
-        """Whether `text` is a near duplicate of an earlier kept text; if not, it is remembered."""
+    def minhash(self, text: str) -> MinHash | None:
+        """The MinHash of `text`'s fingerprint shingles; None for a text too short to compare."""
         words = fingerprint_text(text)
         if len(words) < self._min_chars:
-            return False
+            return None
         minhash = self._template.copy()
         minhash.update_batch(shingle_hashes(words, self._shingle_size).tolist())
+        return minhash
+
+    def is_duplicate(self, text: str) -> bool:
+        """Whether `text` is a near duplicate of an earlier kept text; if not, it is remembered."""
+        minhash = self.minhash(text)
+        if minhash is None:
+            return False
         signature = minhash.hashvalues
         keys = [hash((band, signature[part].tobytes())) for band, part in enumerate(self._band_slices)]
         checked: set[int] = set()

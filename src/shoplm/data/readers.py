@@ -147,9 +147,14 @@ def read_text_lines(source: InputFile) -> Iterator[tuple[int, str] | Dropped]:
                 yield number, line
 
 
+def is_utf8(encoding: str) -> bool:
+    """Whether `encoding` names UTF-8 under any of its aliases ("utf8", "UTF-8", ...)."""
+    return codecs.lookup(encoding).name == "utf-8"
+
+
 def _open_text(source: InputFile, newline: str | None = None) -> IO[str]:
     # utf-8-sig drops a byte order mark, which spreadsheet exports like to add.
-    encoding = "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
+    encoding = "utf-8-sig" if is_utf8(source.encoding) else source.encoding
     if source.compressed:
         return gzip.open(source.path, "rt", encoding=encoding, errors="surrogateescape", newline=newline)
     return source.path.open(encoding=encoding, errors="surrogateescape", newline=newline)
