@@ -56,6 +56,54 @@ def test_classifier_from_scratch_writes_a_complete_run_directory(tmp_path: Path,
     assert pipeline.tokenizer is not None and pipeline.tokenizer.unk_token_id not in batch.input_ids[0].tolist()
 
 
+def test_class_names_come_from_the_dataset_card_and_may_stand_in_for_ids(tmp_path: Path, reviews_dir: Path) -> None:
+    from shoplm.data import PrepareSettings, prepare_files
+    from shoplm.evaluation.evaluate import EvaluationError, evaluate
+
+    # A user's spreadsheet with three named classes; every third review is called neutral.
+    names = ["neg", "neutral", "pos"]
+    rows = [row for split in ("train", "validation", "test") for row in read_jsonl(reviews_dir / f"{split}.jsonl",
+                                                                                   ["text", "label"])]
+    named = [{"text": row["text"], "sentiment": "neutral" if i % 3 == 0 else names[2 * row["label"]]}
+             for i, row in enumerate(rows)]
+    source = tmp_path / "mine.jsonl"
+    source.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in named), encoding="utf-8")
+    card = prepare_files([source], tmp_path / "mine", PrepareSettings(label_column="sentiment"))
+    assert card.label_names == names
+
+    run = train(tmp_path, tiny_config(tmp_path / "run", tmp_path / "mine"))  # label_names not given
+
+    model = AutoModelForSequenceClassification.from_pretrained(run / "final")
+    assert model.config.id2label == dict(enumerate(names))
+    resolved = yaml.safe_load((run / "resolved_config.yaml").read_text())
+    assert resolved["model"]["label_names"] == names
+    # Hand-made evaluation rows may name the class, or give its id as a string.
+    by_name = tmp_path / "by_name.jsonl"
+    by_name.write_text('{"text": "太差了", "label": "neg"}\n{"text": "很好", "label": "2"}\n'
+                       '{"text": "还行", "label": 1}\n', encoding="utf-8")
+    assert evaluate(run / "final", by_name).labels == [0, 2, 1]
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"text": "很好", "label": "positive"}\n', encoding="utf-8")
+    with pytest.raises(EvaluationError, match=re.escape("'positive' is neither a class id 0..2 nor one of the "
+                                                        "model's class names (neg, neutral, pos)")):
+        evaluate(run / "final", unknown)
+
+
+def test_training_rows_may_name_their_class(tmp_path: Path, reviews_dir: Path) -> None:
+    named = tmp_path / "named.jsonl"
+    rows = read_jsonl(reviews_dir / "train.jsonl", ["text", "label"])
+    named.write_text("".join(json.dumps({"text": row["text"], "label": ["bad", "good"][row["label"]]},
+                                        ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir, model={"label_names": ["bad", "good"]})
+    config["data"] = {"train": [str(named)], "validation": [str(reviews_dir / "validation.jsonl")]}
+
+    run = train(tmp_path, config)
+
+    model = AutoModelForSequenceClassification.from_pretrained(run / "final")
+    assert model.config.id2label == {0: "bad", 1: "good"}
+    assert logged_losses(run)  # the named rows trained
+
+
 def test_masked_lm_pretraining_then_classifier_fine_tuning(tmp_path: Path, reviews_dir: Path) -> None:
     mlm = train(tmp_path, tiny_config(tmp_path / "mlm", reviews_dir, task="mlm"))
     cls = train(tmp_path, fine_tune_config(tmp_path / "cls", reviews_dir, mlm))
@@ -257,7 +305,7 @@ def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, rev
     [
         ({"dir": "MISSING"}, "no train split"),
         ({"train": ["NOCOLUMN"], "validation": ["NOCOLUMN"]}, "no column 'text'; its columns are review"),
-        ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "is not a class id 0..1"),
+        ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "is neither a class id 0..1 nor a class name"),
         ({"train": ["CORRUPT"], "validation": ["CORRUPT"]}, "not valid JSON lines"),
         ({"train": ["EMPTY"], "validation": ["CORRUPT"]}, "empty.jsonl: the file holds no rows"),
         ({"train": ["BLANK"], "validation": ["CORRUPT"]}, "blank.txt: the file holds no rows"),

@@ -12,13 +12,15 @@ The rule, in this order:
 * After reading everything: when every key is an integer the ids are those integers;
   otherwise the distinct keys are sorted and numbered from 0, and the card records them in
   order as ``label_names`` (so ``neg``/``pos`` become 0/1).
+
+Training and evaluation read labels back with :func:`class_id_of`: an id, or a class name.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from shoplm.data.rows import DropReason
@@ -84,3 +86,19 @@ def build_label_map(keys: Iterable[str]) -> LabelMap:
         return LabelMap(ids={key: int(key) for key in distinct}, names=None)
     names = sorted(distinct)
     return LabelMap(ids={key: index for index, key in enumerate(names)}, names=names)
+
+
+def class_id_of(label: object, names: Sequence[str]) -> int | None:
+    """The class id a training or evaluation row's label stands for, or None.
+
+    A prepared split holds ids; a hand-made file may hold the class names (``names``), or ids as
+    decimal strings.
+    """
+    if isinstance(label, str):
+        text = label.strip()
+        if text in names:
+            return names.index(text)
+        label = int(text) if text.isdecimal() else None
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(names):
+        return None
+    return label

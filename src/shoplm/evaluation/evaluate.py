@@ -25,6 +25,7 @@ from transformers import (
 )
 
 import shoplm.modeling  # noqa: F401  (registers shoplm's architectures with the Auto classes)
+from shoplm.data.labels import class_id_of
 from shoplm.evaluation.metrics import classification_metrics, language_model_metrics
 from shoplm.textproc import PreprocessConfig, TextPipeline
 
@@ -129,9 +130,12 @@ def _evaluate_classifier(
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     labels = []
     for row in rows:
-        label = row[label_field]
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(names):
-            raise EvaluationError(f"label {label!r} is not a class id 0..{len(names) - 1} ({', '.join(names)})")
+        label = class_id_of(row[label_field], names)
+        if label is None:
+            raise EvaluationError(
+                f"label {row[label_field]!r} is neither a class id 0..{len(names) - 1} nor one of the model's "
+                f"class names ({', '.join(names)})"
+            )
         labels.append(label)
     chunks = []
     for batch in _batches([str(row[text_field]) for row in rows], batch_size):

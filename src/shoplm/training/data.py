@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
 from shoplm.data import prepared_corpus_dir
+from shoplm.data.card import CARD_JSON
+from shoplm.data.labels import class_id_of
 from shoplm.textproc import TextPipeline
 from shoplm.training.config import DataConfig, TrainConfig
 
@@ -72,6 +75,26 @@ def resolve_files(data: DataConfig) -> DataFiles:
             # datasets cannot infer a schema from nothing and fails with an unrelated message.
             raise TrainingDataError(f"{path}: the file holds no rows")
     return DataFiles(train, validation, extra)
+
+
+def label_names_for(config: TrainConfig, files: DataFiles) -> list[str]:
+    """The class names of a ``classify`` run: the config's when it gives them, else the data's.
+
+    ``shoplm data prepare`` records the names of string labels (``neg``/``pos``, or three
+    classes) in the dataset card beside the split files; without a card, or a card without
+    names, the config's default (negative, positive) stands.
+    """
+    if "label_names" in config.model.model_fields_set:
+        return list(config.model.label_names)
+    card = files.train[0].parent / CARD_JSON
+    if card.is_file():
+        try:
+            names = orjson.loads(card.read_bytes()).get("label_names")
+        except orjson.JSONDecodeError as error:
+            raise TrainingDataError(f"{card}: not valid JSON ({error})") from None
+        if isinstance(names, list) and len(names) >= 2 and all(isinstance(name, str) for name in names):
+            return names
+    return list(config.model.label_names)
 
 
 def read_rows(paths: list[Path], fields: list[str]) -> Dataset:
@@ -170,14 +193,16 @@ def _text_rows(paths: list[Path], text_field: str) -> Dataset:
 
 def _classify(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
     data = config.data
+    names = config.model.label_names
     labels = []
     for label in batch[data.label_field]:
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(config.model.label_names):
+        class_id = class_id_of(label, names)
+        if class_id is None:
             raise TrainingDataError(
-                f"label {label!r} in column {data.label_field!r} is not a class id "
-                f"0..{len(config.model.label_names) - 1} ({', '.join(config.model.label_names)})"
+                f"label {label!r} in column {data.label_field!r} is neither a class id 0..{len(names) - 1} nor a "
+                f"class name ({', '.join(names)}); model.label_names names the classes"
             )
-        labels.append(label)
+        labels.append(class_id)
     texts = [str(text or "") for text in batch[data.text_field]]
     return {"input_ids": [ids for ids, _ in pipeline.token_ids_batch(texts)], "labels": labels}
 

@@ -31,7 +31,7 @@ from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
-from shoplm.training.data import DataFiles, build_split, resolve_files, texts_for_tokenizer
+from shoplm.training.data import DataFiles, build_split, label_names_for, resolve_files, texts_for_tokenizer
 from shoplm.training.models import (
     apply_lora,
     build_model,
@@ -181,6 +181,9 @@ def run_training(
     set_seed(config.seed)
     with args.main_process_first(desc="preparing data"):
         files = resolve_files(config.data)
+    if config.task == "classify":
+        names = label_names_for(config, files)
+        config = config.model_copy(update={"model": config.model.model_copy(update={"label_names": names})})
     preprocessing = run_preprocessing(config)
     tokenizer = make_tokenizer(config, args, preprocessing, files)
     if config.model.ngram_bag is not None:
