@@ -214,6 +214,34 @@ def test_chat_fine_tuning_learns_only_the_answer(tmp_path: Path, reviews_dir: Pa
     assert answer.startswith("好评") and answer.endswith(tokenizer.eos_token)
 
 
+def test_chat_rows_that_cannot_train_are_counted_or_named(
+    tmp_path: Path, reviews_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shoplm.training.data import TrainingDataError
+
+    rows = [
+        {"messages": [{"role": "user", "content": f"评价: {text}"}, {"role": "assistant", "content": answer}]}
+        for text, answer in [("很好用", "好评"), ("太差了", "差评")] * 20
+    ]
+    # A prompt of 200 distinct characters fills the 64 positions before the answer begins.
+    rows[4]["messages"][0]["content"] = "".join(chr(0x4E00 + 37 * i) for i in range(200))
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir, task="chat", training={"max_steps": 2})
+    config["data"] = {"train": [str(data)], "validation": [str(data)]}
+
+    with caplog.at_level("WARNING", logger="shoplm.training.data"):
+        train(tmp_path, config)
+
+    assert "train: 1 of 40 rows of chat.jsonl skipped: the prompt before the answer fills all 64 tokens" in caplog.text
+
+    rows[2]["messages"] = rows[2]["messages"][:1]  # the question without its answer
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=re.escape(
+            "chat.jsonl, row 3: the last chat message must be the assistant's answer, got 'user'")):
+        train(tmp_path, {**config, "output_dir": str(tmp_path / "run2")})
+
+
 def test_lora_adapters_merge_into_a_plain_model(tmp_path: Path, reviews_dir: Path) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, task="clm", lora={"r": 4, "alpha": 8,
                                                                          "target_modules": ["c_attn"]})
@@ -305,7 +333,7 @@ def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, rev
     [
         ({"dir": "MISSING"}, "no train split"),
         ({"train": ["NOCOLUMN"], "validation": ["NOCOLUMN"]}, "no column 'text'; its columns are review"),
-        ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "is neither a class id 0..1 nor a class name"),
+        ({"train": ["BADLABEL"], "validation": ["BADLABEL"]}, "badlabel.jsonl, row 1: label 7 in column"),
         ({"train": ["CORRUPT"], "validation": ["CORRUPT"]}, "not valid JSON lines"),
         ({"train": ["EMPTY"], "validation": ["CORRUPT"]}, "empty.jsonl: the file holds no rows"),
         ({"train": ["BLANK"], "validation": ["CORRUPT"]}, "blank.txt: the file holds no rows"),

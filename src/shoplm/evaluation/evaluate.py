@@ -96,7 +96,7 @@ def evaluate(
     kind = model_kind(model_dir)
     if kind == "classifier":
         rows = read_jsonl(data, [text_field, label_field])
-        return _evaluate_classifier(model_dir, rows, text_field, label_field, batch_size)
+        return _evaluate_classifier(model_dir, data, rows, text_field, label_field, batch_size)
     texts = [str(row[text_field]) for row in read_jsonl(data, [text_field]) if str(row[text_field]).strip()]
     if kind == "masked_language_model":
         return _evaluate_masked_language_model(model_dir, texts, batch_size)
@@ -123,18 +123,18 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 @torch.inference_mode()
 def _evaluate_classifier(
-    model_dir: Path, rows: list[dict[str, Any]], text_field: str, label_field: str, batch_size: int
+    model_dir: Path, data: Path, rows: list[dict[str, Any]], text_field: str, label_field: str, batch_size: int
 ) -> Evaluation:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     pipeline = _pipeline(model_dir)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     labels = []
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         label = class_id_of(row[label_field], names)
         if label is None:
             raise EvaluationError(
-                f"label {row[label_field]!r} is neither a class id 0..{len(names) - 1} nor one of the model's "
-                f"class names ({', '.join(names)})"
+                f"{data}, row {number}: label {row[label_field]!r} is neither a class id 0..{len(names) - 1} "
+                f"nor one of the model's class names ({', '.join(names)})"
             )
         labels.append(label)
     chunks = []

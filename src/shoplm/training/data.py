@@ -7,6 +7,7 @@ tokenize), the same object the model server uses, so training and serving see id
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,21 @@ from shoplm.data.labels import class_id_of
 from shoplm.textproc import TextPipeline
 from shoplm.training.config import DataConfig, TrainConfig
 
+logger = logging.getLogger(__name__)
+
 SPLIT_FILES = {"train": "train.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
 
 
 class TrainingDataError(ValueError):
     """The configured data is missing or does not fit the task; the message names the file or field."""
+
+
+class _BadRow(TrainingDataError):
+    """A row that does not fit the task, at ``position`` in the batch being tokenized."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 @dataclass(frozen=True)
@@ -166,11 +177,14 @@ def build_split(
         rows = _text_rows(paths + (extra or []), data.text_field)
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
-    tokenize = _TOKENIZERS[config.task]
     encoded = rows.map(
-        tokenize, batched=True, remove_columns=rows.column_names, fn_kwargs={"config": config, "pipeline": pipeline},
-        desc="tokenizing",
+        _tokenize, batched=True, with_indices=True, remove_columns=rows.column_names,
+        fn_kwargs={"config": config, "pipeline": pipeline, "paths": paths + (extra or [])}, desc="tokenizing",
     )
+    if skipped := len(rows) - len(encoded):
+        logger.warning("%s: %d of %d rows of %s skipped: %s", "train" if train else "validation", skipped, len(rows),
+                       ", ".join(p.name for p in paths),
+                       _SKIP_REASONS[config.task].format(limit=pipeline.token_limit))
     if config.task == "clm" and data.pack:
         encoded = encoded.map(
             _pack, batched=True, remove_columns=encoded.column_names, fn_kwargs={"block": pipeline.token_limit},
@@ -179,6 +193,25 @@ def build_split(
     if len(encoded) == 0:
         raise TrainingDataError(f"no examples left in {', '.join(p.name for p in paths)} after tokenizing")
     return encoded
+
+
+def _tokenize(
+    batch: dict[str, list[Any]], indices: list[int], config: TrainConfig, pipeline: TextPipeline, paths: list[Path]
+) -> dict[str, list[Any]]:
+    try:
+        return _TOKENIZERS[config.task](batch, config, pipeline)
+    except _BadRow as error:
+        raise TrainingDataError(f"{_row_origin(paths, indices[error.position])}: {error}") from None
+
+
+def _row_origin(paths: list[Path], index: int) -> str:
+    """``file, row N`` of the row at ``index`` of the rows of ``paths`` read one after the other."""
+    for path in paths:
+        rows = len(_load(path))
+        if index < rows:
+            return f"{path}, row {index + 1}"
+        index -= rows
+    return f"row {index + 1}"
 
 
 def _text_rows(paths: list[Path], text_field: str) -> Dataset:
@@ -195,12 +228,13 @@ def _classify(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPi
     data = config.data
     names = config.model.label_names
     labels = []
-    for label in batch[data.label_field]:
+    for position, label in enumerate(batch[data.label_field]):
         class_id = class_id_of(label, names)
         if class_id is None:
-            raise TrainingDataError(
+            raise _BadRow(
                 f"label {label!r} in column {data.label_field!r} is neither a class id 0..{len(names) - 1} nor a "
-                f"class name ({', '.join(names)}); model.label_names names the classes"
+                f"class name ({', '.join(names)}); model.label_names names the classes",
+                position,
             )
         labels.append(class_id)
     texts = [str(text or "") for text in batch[data.text_field]]
@@ -230,8 +264,11 @@ def _chat(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeli
     tokenizer = pipeline.tokenizer
     assert tokenizer is not None
     inputs, labels = [], []
-    for messages in batch[config.data.messages_field]:
-        ids, prompt_length = chat_token_ids(tokenizer, pipeline, messages)
+    for position, messages in enumerate(batch[config.data.messages_field]):
+        try:
+            ids, prompt_length = chat_token_ids(tokenizer, pipeline, messages)
+        except TrainingDataError as error:
+            raise _BadRow(str(error), position) from None
         limit = pipeline.token_limit
         if prompt_length >= limit:
             continue  # nothing of the answer would fit; such rows teach nothing
@@ -272,4 +309,9 @@ def _pack(batch: dict[str, list[Any]], block: int) -> dict[str, list[Any]]:
     return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
 
+_SKIP_REASONS = {
+    "chat": "the prompt before the answer fills all {limit} tokens (shorten the prompts, or raise "
+            "preprocessing.padding.max_length within the model's positions)",
+    "mlm": "blank text", "rtd": "blank text", "clm": "blank text",
+}
 _TOKENIZERS = {"classify": _classify, "mlm": _mlm, "rtd": _mlm, "clm": _clm, "chat": _chat}
