@@ -154,6 +154,11 @@ class ModelConfig(StrictModel):
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     embedding: EmbedConfig = Field(default_factory=EmbedConfig)
+    token_healing: bool = Field(
+        False,
+        description="generate: a /v1/completions prompt that ends inside a token (a word typed in part) has "
+        "that token taken back and regenerated, so the completion can finish the word.",
+    )
     warmup: bool = Field(True, description="Run one tiny request after loading.")
 
     @field_validator("device")
@@ -165,6 +170,8 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _engine_fits(self) -> ModelConfig:
+        if self.token_healing and self.task != "generate":
+            raise ValueError(f"token_healing is for task 'generate', not {self.task!r}")
         if self.engine == "llama_cpp":
             if self.task != "generate":
                 raise ValueError(f"engine 'llama_cpp' serves task 'generate', not {self.task!r}")

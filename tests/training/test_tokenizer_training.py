@@ -38,3 +38,19 @@ def test_training_twice_gives_the_same_ids(kind: str, reviews_dir: Path) -> None
     if kind == "wordpiece":
         assert [first[token] for token in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
         assert any(token.startswith("##") for token in first)
+
+
+def test_causal_bpe_starts_each_text_with_bos_and_encoder_bpe_wraps_it() -> None:
+    from shoplm.training.config import TokenizerSpec
+    from shoplm.training.tokenizer_training import train_tokenizer
+
+    texts = ["wireless mouse, white", "蓝牙耳机 黑色", "gaming mouse, black"] * 5
+    spec = TokenizerSpec(kind="bpe", vocab_size=300, min_frequency=1)
+    causal = train_tokenizer(spec, texts, causal=True)
+    encoder = train_tokenizer(spec, texts, causal=False)
+
+    ids = causal("mouse")["input_ids"]
+    # A one-word prompt keeps <s> before it: something to prefill when token healing takes the word back.
+    assert ids[0] == causal.bos_token_id and len(ids) > 1 and causal.eos_token_id not in ids
+    wrapped = encoder("mouse")["input_ids"]
+    assert wrapped[0] == encoder.bos_token_id and wrapped[-1] == encoder.eos_token_id

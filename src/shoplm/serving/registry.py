@@ -23,6 +23,7 @@ from shoplm.serving.engine.batching import BatchEngine
 from shoplm.serving.engine.compute import ComputeLoop
 from shoplm.serving.engine.encoder_runner import EncoderRunner
 from shoplm.serving.engine.generation import GenerationEngine
+from shoplm.serving.engine.healing import TokenHealer
 from shoplm.serving.engine.llama_cpp_runtime import LlamaCppModel, load_llama_cpp
 from shoplm.serving.errors import ModelNotFoundError, ModelNotReadyError
 from shoplm.serving.loading import LoadedModel, ModelSourceError, load_model, resolve_source
@@ -55,6 +56,7 @@ class ModelHandle:
     engine: BatchEngine | GenerationEngine
     runner: EncoderRunner | None
     loaded_at: float = field(default_factory=time.time)
+    healer: TokenHealer | None = None  # for completions when the config asks for token healing
 
     @property
     def task(self) -> str:
@@ -226,7 +228,8 @@ class ModelRegistry:
                 model=config.name, version=source.version, batching=config.batching,
                 pad=pipeline.pad, run=runner.run, metrics=self.metrics, compute=self.compute,
             )
-        return ModelHandle(config, source.version, loaded, pipeline, engine, runner)
+        healer = TokenHealer(loaded.tokenizer) if config.token_healing else None
+        return ModelHandle(config, source.version, loaded, pipeline, engine, runner, healer=healer)
 
     def _release(self, handle: ModelHandle) -> None:
         handle.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -136,8 +136,15 @@ class InferenceService:
         handle = self.handle_for(name, "generate")
         if not prompt.strip():
             raise InvalidRequestError("'prompt' is empty", param="prompt")
-        ids = handle.loaded.tokenizer(handle.pipeline.clean(prompt))["input_ids"]
-        return self._generation_request(handle, list(ids), params, "prompt")
+        ids = list(handle.loaded.tokenizer(handle.pipeline.clean(prompt))["input_ids"])
+        request = self._generation_request(handle, ids, params, "prompt")
+        healed = handle.healer.heal(ids) if handle.healer is not None else None
+        if healed is None:
+            return request
+        # The token taken back is generated again: one more token, which the answer does not show.
+        sampling = replace(request.params, max_new_tokens=request.params.max_new_tokens + 1,
+                           allowed_first=healed.allowed_first, healed_prefix=healed.prefix)
+        return GenerationRequest(handle, healed.prompt_ids, sampling)
 
     def _generation_request(
         self, handle: ModelHandle, prompt_ids: list[int], params: dict[str, Any], param: str

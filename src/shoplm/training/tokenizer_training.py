@@ -93,9 +93,15 @@ def _bpe(spec: TokenizerSpec, texts: Iterable[str], *, causal: bool) -> tuple[To
         special_tokens=list(BPE_SPECIALS.values()), initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer)
-    if not causal:
-        # Encoders (RoBERTa-style) wrap each text as <s> ... </s>; causal models add EOS in the data.
-        bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    if causal:
+        # Every text starts with <s>, so the model learns how texts begin and a completion of one
+        # word has a context to start from; EOS is added in the data.
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+        )
+    else:
+        # Encoders (RoBERTa-style) wrap each text as <s> ... </s>.
         tokenizer.post_processor = processors.TemplateProcessing(
             single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
         )

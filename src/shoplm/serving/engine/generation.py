@@ -222,6 +222,8 @@ class GenerationEngine(QueuedEngine):
         elif len(sequence.generated) >= params.max_new_tokens or total >= self.max_positions:
             sequence.finish_reason = "length"
         text = str(self.loaded.tokenizer.decode(sequence.generated, skip_special_tokens=True))
+        if params.healed_prefix and text.startswith(params.healed_prefix):
+            text = text[len(params.healed_prefix) :]  # the prompt already ends with it
         end = len(text)
         for stop in params.stop:
             found = text.find(stop, max(0, sequence.emitted_chars - len(stop)))

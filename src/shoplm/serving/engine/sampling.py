@@ -21,6 +21,8 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     ignore_eos: bool = False
+    allowed_first: tuple[int, ...] = ()  # token healing: the first token must be one of these
+    healed_prefix: str = ""  # token healing: text the first token repeats from the prompt, not sent back
 
 
 @dataclass
@@ -30,6 +32,7 @@ class SamplerState:
     params: SamplingParams
     generator: torch.Generator | None = None
     token_counts: Counter[int] = field(default_factory=Counter)
+    chosen: int = 0  # tokens chosen so far
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
@@ -43,7 +46,7 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
 
 def choose_tokens(logits: torch.Tensor, states: list[SamplerState]) -> list[int]:
     """Pick the next token of each row of ``logits`` [rows, vocab] by that row's settings."""
-    logits = logits.float()
+    logits = _constrained(logits.float(), states)
     chosen: list[int] = []
     greedy_rows = [i for i, s in enumerate(states) if s.params.temperature == 0]
     greedy = {}
@@ -59,7 +62,23 @@ def choose_tokens(logits: torch.Tensor, states: list[SamplerState]) -> list[int]
             chosen.append(int(row_logits.argmax()))
         else:
             chosen.append(_sample(row_logits, state))
+    for state in states:
+        state.chosen += 1
     return chosen
+
+
+def _constrained(logits: torch.Tensor, states: list[SamplerState]) -> torch.Tensor:
+    """``logits`` with every token outside a healed sequence's allowed first tokens ruled out."""
+    rows = [row for row, state in enumerate(states) if state.params.allowed_first and state.chosen == 0]
+    if not rows:
+        return logits
+    logits = logits.clone()
+    for row in rows:
+        allowed = torch.tensor(states[row].params.allowed_first, device=logits.device)
+        keep = logits[row, allowed]
+        logits[row] = float("-inf")
+        logits[row, allowed] = keep
+    return logits
 
 
 def _has_penalty(params: SamplingParams) -> bool:
