@@ -156,8 +156,8 @@ class ModelConfig(StrictModel):
     embedding: EmbedConfig = Field(default_factory=EmbedConfig)
     token_healing: bool = Field(
         False,
-        description="generate: a /v1/completions prompt that ends inside a token (a word typed in part) has "
-        "that token taken back and regenerated, so the completion can finish the word.",
+        description="generate: a completion prompt that ends inside a token (a word typed in part) has its "
+        "last tokens taken back and regenerated, so the completion can finish the word.",
     )
     warmup: bool = Field(True, description="Run one tiny request after loading.")
 

@@ -1,9 +1,9 @@
 """Token healing: complete a prompt that ends inside a token.
 
-A BPE model never sees a word cut where a typed prefix cuts it: "Gaming Mous" ends in the token
-" Mous", which in training was always part of " Mouse", so the model's next guesses are poor (often
-the end of the text). Healing takes the prompt's last token back and lets the first generated
-token be any token that starts with the same bytes (" Mous", " Mouse", " Mouses", ...); the
+A BPE model never sees a word cut where a typed prefix cuts it: "Gaming Mous" ends in the tokens
+" M" and "ous", while in training " Mouse" was always one token, so the model's next guesses are
+poor (often the end of the text). Healing takes the prompt's last tokens back and lets the first
+generated token be only a token that starts with the same bytes (" Mouse", " Mouses", ...); the
 completion then starts after the text the prompt already had.
 """
 
@@ -17,15 +17,15 @@ from transformers import PreTrainedTokenizerBase
 
 @dataclass(frozen=True)
 class HealedPrompt:
-    """A prompt with its last token taken back."""
+    """A prompt with its last tokens taken back."""
 
     prompt_ids: list[int]
     allowed_first: tuple[int, ...]  # the tokens the first generated one must be among
-    prefix: str  # the text of the token taken back, which the first generated token repeats
+    prefix: str  # the text of the tokens taken back, which the first generated token repeats
 
 
 class TokenHealer:
-    """Finds, for a tokenizer, the tokens that extend a given token (a sorted index of their strings)."""
+    """Finds, for a tokenizer, the tokens that start with given text (a sorted index of their strings)."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
