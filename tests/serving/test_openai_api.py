@@ -94,6 +94,48 @@ def test_completion_greedy_matches_reference(client: openai.OpenAI, reference_lm
     assert response.usage.prompt_tokens == len(prompt_ids)
 
 
+def test_n_choices_come_from_one_request(client: openai.OpenAI) -> None:
+    def sampled(stream: bool = False) -> list[str]:
+        response = client.completions.create(
+            model="gen", prompt="the quick", max_tokens=12, temperature=1.0, seed=11, n=3, stream=stream,
+        )
+        if not stream:
+            assert [choice.index for choice in response.choices] == [0, 1, 2]
+            return [choice.text for choice in response.choices]
+        texts = ["", "", ""]
+        for chunk in response:
+            for choice in chunk.choices:
+                texts[choice.index] += choice.text
+        return texts
+
+    one = client.completions.create(model="gen", prompt="the quick", max_tokens=12, temperature=1.0, seed=11)
+    greedy = client.completions.create(model="gen", prompt="the quick", max_tokens=12, temperature=0, n=2)
+
+    choices = sampled()
+    assert choices == sampled() == sampled(stream=True)  # seeded: choice i samples with seed + i
+    assert choices[0] == one.choices[0].text and len(set(choices)) > 1
+    assert greedy.choices[0].text == greedy.choices[1].text
+    assert greedy.usage.completion_tokens == 2 * client.completions.create(
+        model="gen", prompt="the quick", max_tokens=12, temperature=0).usage.completion_tokens
+
+
+def test_chat_stream_with_two_choices_opens_both(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(
+        model="gen", messages=[{"role": "user", "content": "blue cotton shirt"}], max_tokens=8, temperature=0,
+        n=2, stream=True, stream_options={"include_usage": True},
+    ))
+
+    assert [(c.index, c.delta.role) for c in chunks[0].choices] == [(0, "assistant"), (1, "assistant")]
+    finished = sorted(c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert finished == [0, 1]
+    texts = ["", ""]
+    for chunk in chunks[1:]:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts[0] == texts[1]  # greedy
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
 def test_seeded_sampling_is_reproducible(client: openai.OpenAI) -> None:
     def sample(seed: int) -> str:
         response = client.completions.create(

@@ -160,11 +160,15 @@ def test_full_queue_answers_429_with_retry_after(tmp_path: Path, tiny_models_roo
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(call, range(8)))
+        # Two choices never fit a queue of one, even an empty one: all of a request's choices or none.
+        two_choices = httpx.post(f"{server.http_url}/v1/completions", timeout=60,
+                                 json={"model": "gen", "prompt": "red", "max_tokens": 4, "n": 2})
         healthy = httpx.get(f"{server.http_url}/v2/health/ready").status_code
 
     assert statuses.count(429) >= 1
     assert set(statuses) <= {200, 429}
     assert all(int(value) >= 1 for value in retry_after)
+    assert two_choices.status_code == 429 and "queue is full" in two_choices.json()["error"]["message"]
     assert healthy == 200
 
 

@@ -173,21 +173,88 @@ class InferenceService:
     def start(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Queue one generation now (a full queue raises here, before any response starts)
         and return its events; the caller bounds the iteration with :meth:`deadline`."""
+        return self.start_choices(request, 1)[0]
+
+    def start_choices(self, request: GenerationRequest, n: int) -> list[AsyncIterator[GenerationEvent]]:
+        """Queue ``n`` generations of one prompt, all or none, and return each one's events.
+
+        A seeded request's choice ``i`` samples with seed + i: the choices differ, and the same
+        request gives the same choices again.
+        """
         engine = request.handle.engine
         assert isinstance(engine, GenerationEngine)
-        return engine.generate(request.prompt_ids, request.params)
+        seed = request.params.seed
+        choices = [request.params if seed is None or i == 0 else replace(request.params, seed=seed + i)
+                   for i in range(n)]
+        return engine.generate_many(request.prompt_ids, choices)
 
     async def complete(self, request: GenerationRequest) -> tuple[str, str, int, int]:
         """Run one generation to the end: (text, finish_reason, prompt_tokens, completion_tokens)."""
-        parts: list[str] = []
-        finish, prompt_tokens, completion_tokens = "stop", len(request.prompt_ids), 0
-        events = self.start(request)
+        [(text, finish, completion_tokens)] = await self.collect_choices([self.start(request)])
+        return text, finish, len(request.prompt_ids), completion_tokens
+
+    async def collect_choices(
+        self, streams: list[AsyncIterator[GenerationEvent]]
+    ) -> list[tuple[str, str, int]]:
+        """Run started generations to the end: (text, finish_reason, completion_tokens) of each."""
+        parts: list[list[str]] = [[] for _ in streams]
+        finishes, tokens = ["stop"] * len(streams), [0] * len(streams)
         async with self.deadline():
-            async for event in events:
-                parts.append(event.text)
-                finish = event.finish_reason or finish
-                completion_tokens = event.completion_tokens
-        return "".join(parts), finish, prompt_tokens, completion_tokens
+            async for index, event in merge_streams(streams):
+                parts[index].append(event.text)
+                finishes[index] = event.finish_reason or finishes[index]
+                tokens[index] = event.completion_tokens
+        return [("".join(texts), finish, count) for texts, finish, count in zip(parts, finishes, tokens, strict=True)]
+
+
+async def merge_streams(
+    streams: list[AsyncIterator[GenerationEvent]],
+) -> AsyncIterator[tuple[int, GenerationEvent]]:
+    """The events of several generations as they come, each with its stream's index.
+
+    An error in one stream ends the merge with that error; leaving the merge early (or an error)
+    closes every stream, which cancels the sequences still running.
+    """
+    if len(streams) == 1:  # the common case, without tasks
+        try:
+            async for event in streams[0]:
+                yield 0, event
+        finally:
+            await _close(streams[0])
+        return
+    queue: asyncio.Queue[tuple[int, GenerationEvent | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[GenerationEvent]) -> None:
+        try:
+            async for event in stream:
+                await queue.put((index, event))
+        except Exception as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            await queue.put((index, error))
+        await queue.put((index, None))
+
+    tasks = [asyncio.ensure_future(pump(index, stream)) for index, stream in enumerate(streams)]
+    try:
+        running = len(tasks)
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in streams:
+            await _close(stream)
+
+
+async def _close(stream: AsyncIterator[GenerationEvent]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def fill_mask_rows(outputs: list[list[list[MaskPrediction]]]) -> list[list[MaskPrediction]]:

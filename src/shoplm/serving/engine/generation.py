@@ -89,18 +89,29 @@ class GenerationEngine(QueuedEngine):
 
         Leaving the iteration early cancels the sequence and frees its batch slot.
         """
-        sequence = _Sequence(
-            prompt_ids=list(prompt_ids),
-            sampler=SamplerState(params, make_generator(params.seed, self.decoder.device)),
-            loop=asyncio.get_running_loop(),
-            events=asyncio.Queue(),
-        )
+        return self.generate_many(prompt_ids, [params])[0]
+
+    def generate_many(
+        self, prompt_ids: list[int], choices: list[SamplingParams]
+    ) -> list[AsyncIterator[GenerationEvent]]:
+        """Queue one sequence per entry of ``choices``, all or none (a full queue raises), and
+        return each one's events."""
+        loop = asyncio.get_running_loop()
+        sequences = [
+            _Sequence(
+                prompt_ids=list(prompt_ids),
+                sampler=SamplerState(params, make_generator(params.seed, self.decoder.device)),
+                loop=loop,
+                events=asyncio.Queue(),
+            )
+            for params in choices
+        ]
         with self._lock:
-            self._admit(len(self._waiting), 1)
-            self._waiting.append(sequence)
+            self._admit(len(self._waiting), len(sequences))
+            self._waiting.extend(sequences)
             self._metrics.queue_depth.labels(self.model).set(len(self._waiting))
         self._compute.wake()
-        return self._events(sequence)
+        return [self._events(sequence) for sequence in sequences]
 
     @staticmethod
     async def _events(sequence: _Sequence) -> AsyncIterator[GenerationEvent]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+MAX_CHOICES = 16  # choices (n) per request
 Role = Literal["system", "user", "assistant", "developer", "tool"]
 
 
@@ -45,7 +46,7 @@ class SamplingFields(OpenAIModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0, le=1000, description="Extension: 0 disables top-k.")
-    n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="Choices, generated side by side in the running batch.")
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)

@@ -22,7 +22,7 @@ from shoplm.serving.openai.protocol import (
     now,
 )
 from shoplm.serving.responses import FastJSONResponse
-from shoplm.serving.service import GenerationRequest, InferenceService, stack
+from shoplm.serving.service import GenerationRequest, InferenceService, merge_streams, stack
 from shoplm.serving.state import ServiceDep, note_model, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
@@ -111,51 +111,56 @@ async def _respond(
         "model": body.model,
         "system_fingerprint": f"{body.model}-v{generation.version}",
     }
+    # Every choice is queued before any answer starts, so a full queue refuses the whole request.
+    streams = service.start_choices(generation, body.n)
+    prompt_tokens = len(generation.prompt_ids)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        generated = service.start(generation)
-        events = _sse_events(service, generated, generation, header, chat=chat, include_usage=include_usage)
+        events = _sse_events(service, streams, prompt_tokens, header, chat=chat, include_usage=include_usage)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    text, finish, prompt_tokens, completion_tokens = await service.complete(generation)
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
-    if chat:
-        choice["message"] = {"role": "assistant", "content": text}
-    else:
-        choice["text"] = text
+    choices, completion_tokens = [], 0
+    for index, (text, finish, tokens) in enumerate(await service.collect_choices(streams)):
+        choice: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": None}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        choices.append(choice)
+        completion_tokens += tokens
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
-    return {**header, "choices": [choice], "usage": usage}
+    return {**header, "choices": choices, "usage": usage}
 
 
 async def _sse_events(
-    service: InferenceService, generated: AsyncIterator[GenerationEvent], generation: GenerationRequest,
-    header: dict[str, Any], *, chat: bool,
-    include_usage: bool,
+    service: InferenceService, streams: list[AsyncIterator[GenerationEvent]], prompt_tokens: int,
+    header: dict[str, Any], *, chat: bool, include_usage: bool,
 ) -> AsyncIterator[str]:
     header = {**header, "object": "chat.completion.chunk" if chat else "text_completion"}
-    prompt_tokens, completion_tokens = len(generation.prompt_ids), 0
+    completion_tokens = [0] * len(streams)
     try:
         if chat:
-            first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-            yield _sse({**header, "choices": [first]})
+            first = [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                     for i in range(len(streams))]
+            yield _sse({**header, "choices": first})
         async with service.deadline():
-            async for event in generated:
-                completion_tokens = event.completion_tokens
+            async for index, event in merge_streams(streams):
+                completion_tokens[index] = event.completion_tokens
                 if not event.text and event.finish_reason is None:
                     continue
                 if chat:
                     delta = {"content": event.text} if event.text else {}
-                    choice = {"index": 0, "delta": delta, "finish_reason": event.finish_reason}
+                    choice = {"index": index, "delta": delta, "finish_reason": event.finish_reason}
                 else:
-                    choice = {"index": 0, "text": event.text, "finish_reason": event.finish_reason}
+                    choice = {"index": index, "text": event.text, "finish_reason": event.finish_reason}
                 yield _sse({**header, "choices": [choice]})
     except ServingError as error:
         # Headers are gone already: the error travels as an event, as OpenAI's servers do.
         yield _sse({"error": {"message": error.message, "type": error.error_type, "code": error.status_code}})
         return
     if include_usage:
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        total = sum(completion_tokens)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": total, "total_tokens": prompt_tokens + total}
         yield _sse({**header, "choices": [], "usage": usage})
     yield "data: [DONE]\n\n"
 
