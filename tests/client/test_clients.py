@@ -26,13 +26,15 @@ def test_http_client_covers_chat_completion_embeddings_and_classification(tiny_s
         streamed = "".join(client.stream_chat("gen", [{"role": "user", "content": "red shoes"}], max_tokens=8,
                                               temperature=0))
         completion = client.complete("gen", "blue", max_tokens=4, temperature=0)
+        choices = client.complete("gen", "blue", max_tokens=4, temperature=1.0, seed=3, n=3)
         vectors = client.embed("embed", ["a", "b", "c"])
         labels = client.classify("classify", ["great product", "terrible"])
         ready = client.ready(), client.ready("embed"), client.ready("missing")
 
     assert streamed == chat.text
     assert chat.model_version == "1"
-    assert completion.completion_tokens <= 4
+    assert completion.completion_tokens <= 4 and completion.texts == (completion.text,)
+    assert len(choices.texts) == 3 and choices.text == choices.texts[0] and choices.completion_tokens <= 12
     assert vectors.shape == (3, 32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert [c.label in {"negative", "positive"} for c in labels] == [True, True]

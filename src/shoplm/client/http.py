@@ -23,13 +23,18 @@ RETRY_STATUSES = (429, 502, 503, 504)
 
 @dataclass(frozen=True)
 class ChatResult:
-    """One completion: its text, why it stopped, token usage and the model version."""
+    """One completion: its text, why it stopped, token usage and the model version.
+
+    With ``n`` above 1, ``text`` and ``finish_reason`` are the first choice's, ``texts`` holds
+    every choice's text in order, and ``completion_tokens`` counts all of them.
+    """
 
     text: str
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     model_version: str | None
+    texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,13 +81,13 @@ def _chat_body(model: str, messages: list[dict[str, str]], params: dict[str, Any
 
 
 def _chat_result(body: dict[str, Any]) -> ChatResult:
-    choice = body["choices"][0]
-    text = choice["message"]["content"] if "message" in choice else choice["text"]
+    choices = sorted(body["choices"], key=lambda choice: choice.get("index", 0))
+    texts = tuple(choice["message"]["content"] if "message" in choice else choice["text"] for choice in choices)
     fingerprint = body.get("system_fingerprint") or ""
     version = fingerprint.rsplit("-v", 1)[1] if "-v" in fingerprint else None
     usage = body.get("usage") or {}
-    return ChatResult(text, choice["finish_reason"], usage.get("prompt_tokens", 0),
-                      usage.get("completion_tokens", 0), version)
+    return ChatResult(texts[0], choices[0]["finish_reason"], usage.get("prompt_tokens", 0),
+                      usage.get("completion_tokens", 0), version, texts)
 
 
 def _infer_body(inputs: dict[str, list[str]], parameters: dict[str, Any] | None) -> dict[str, Any]:
