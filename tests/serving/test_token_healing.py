@@ -101,3 +101,21 @@ def test_a_healed_completion_is_the_constrained_greedy_continuation(
     assert "".join(chunk.choices[0].text for chunk in streamed if chunk.choices) == response.choices[0].text
     assert response.usage.prompt_tokens == start  # the token taken back counts as generated
     assert plain.usage.prompt_tokens == len(tokenizer(PARTIAL)["input_ids"])
+
+
+def test_healed_prompts_answer_the_same_alone_and_in_a_busy_batch(healing_server: tuple[ServerProcess, Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, _ = healing_server
+    client = openai.OpenAI(base_url=f"{server.http_url}/v1", api_key="unused", max_retries=0)
+    prompts = ["wireless headph", "blue cot", "red runn", "the quick bro", "terrible qual", "这个手", "a great prod"]
+
+    def complete(prompt: str) -> str:
+        response = client.completions.create(model="healed", prompt=prompt, max_tokens=8, temperature=0)
+        return response.choices[0].text
+
+    alone = [complete(prompt) for prompt in prompts]
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(complete, prompts))
+
+    assert together == alone
