@@ -141,7 +141,7 @@ class InferenceService:
         healed = handle.healer.heal(ids) if handle.healer is not None else None
         if healed is None:
             return request
-        # The token taken back is generated again: one more token, which the answer does not show.
+        # What was taken back comes again as the first generated token: one more, which the answer does not show.
         sampling = replace(request.params, max_new_tokens=request.params.max_new_tokens + 1,
                            allowed_first=healed.allowed_first, healed_prefix=healed.prefix)
         return GenerationRequest(handle, healed.prompt_ids, sampling)
