@@ -169,17 +169,18 @@ def build_split(
     """Tokenized examples of one split for ``config.task``."""
     data = config.data
     limit = data.max_train_samples if train else data.max_eval_samples
+    sources = paths + (extra or [])
     if config.task == "chat":
         rows = read_rows(paths, [data.messages_field])
     elif config.task == "classify":
         rows = read_rows(paths, [data.text_field, data.label_field])
     else:
-        rows = _text_rows(paths + (extra or []), data.text_field)
+        rows = _text_rows(sources, data.text_field)
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
     encoded = rows.map(
         _tokenize, batched=True, with_indices=True, remove_columns=rows.column_names,
-        fn_kwargs={"config": config, "pipeline": pipeline, "paths": paths + (extra or [])}, desc="tokenizing",
+        fn_kwargs={"config": config, "pipeline": pipeline, "paths": sources}, desc="tokenizing",
     )
     if skipped := len(rows) - len(encoded):
         logger.warning("%s: %d of %d rows of %s skipped: %s", "train" if train else "validation", skipped, len(rows),

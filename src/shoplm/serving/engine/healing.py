@@ -29,11 +29,11 @@ class TokenHealer:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
-        special = set(tokenizer.all_special_ids)
+        self._special = set(tokenizer.all_special_ids)  # the property rebuilds its list on every call
         # Token strings in the tokenizer's own alphabet: for byte-level BPE one character per
         # byte, so a string prefix is a byte prefix.
         pairs = sorted(
-            (token, index) for token, index in tokenizer.get_vocab().items() if index not in special
+            (token, index) for token, index in tokenizer.get_vocab().items() if index not in self._special
         )
         self._strings = [token for token, _ in pairs]
         self._ids = [index for _, index in pairs]
@@ -54,12 +54,11 @@ class TokenHealer:
         back so that " Mouse" can come. It never takes back a special token or the whole prompt
         (something must be left to prefill), nor a run that starts inside a character.
         """
-        special = set(self.tokenizer.all_special_ids)
         best: HealedPrompt | None = None
         joined = ""
         for count in range(1, min(max_tokens, len(prompt_ids) - 1) + 1):
             token = prompt_ids[-count]
-            if token in special:
+            if token in self._special:
                 break
             joined = str(self.tokenizer.convert_ids_to_tokens(token)) + joined
             allowed = self.extensions(joined)
