@@ -177,15 +177,16 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path, tiny_models_roo
     gen = {**gen, "limits": {"max_new_tokens": 2000, "max_input_tokens": 128, "default_max_new_tokens": 16}}
     # A grace period far longer than the stream takes on a slow, busy machine: the test is about
     # the stream finishing after SIGTERM, not about the default 30 s.
-    config = {"server": {"shutdown_grace_s": 600}, "models": [gen]}
+    grace_s = 600
+    config = {"server": {"shutdown_grace_s": grace_s}, "models": [gen]}
     server = ServerProcess(tmp_path, config).start()
     body = {"model": "gen", "prompt": "red", "max_tokens": 1500, "stream": True, "temperature": 0}
     events: list[str] = []
 
-    with httpx.stream("POST", f"{server.http_url}/v1/completions", json=body, timeout=600) as response:
+    with httpx.stream("POST", f"{server.http_url}/v1/completions", json=body, timeout=grace_s) as response:
         lines = response.iter_lines()
         events.append(next(lines))  # the stream is under way
-        stopper = threading.Thread(target=server.terminate, kwargs={"timeout_s": 600})
+        stopper = threading.Thread(target=server.terminate, kwargs={"timeout_s": grace_s})
         stopper.start()
         events.extend(line for line in lines if line)
     stopper.join()
