@@ -30,12 +30,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.sentiment_bench import stage_config  # noqa: E402
+
 CONFIGS = ROOT / "configs" / "train"
 FINETUNE_SEEDS = (42, 7, 1)
-MAX_STEPS = 0  # --max-steps
 WIDE = {"hidden_size": 384, "num_heads": 6, "intermediate_size": 1536}
 # Stage-1 variants: name -> overrides of sentiment-mlm.yaml (the recipe reaches about 5 epochs in
 # its 20 minutes on an AVX512-BF16 CPU, about 9 on the fastest bf16 CPU seen).
@@ -49,20 +50,15 @@ STAGE1 = {
 }
 
 
-def staged_config(base: str, overrides: dict[str, Any], data: dict[str, Any], run_dir: Path) -> Path:
-    """The base config with `overrides` merged section by section and `data` in place of its data;
-    MAX_STEPS caps the training (a check of the plumbing)."""
-    config = yaml.safe_load((CONFIGS / base).read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    config["data"] = data
-    config["output_dir"] = str(run_dir)
-    config["training"]["time_budget_minutes"] = None
-    if MAX_STEPS:
-        config["training"]["max_steps"] = MAX_STEPS
-    path = run_dir.parent / f"{run_dir.name}.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return path
+def staged_config(base: str, overrides: dict[str, Any], data: dict[str, Any], run_dir: Path,
+                  max_steps: int) -> Path:
+    """The base config with `overrides`, `data` in place of its data source and no time budget;
+    `max_steps` (when above 0) caps the training, a check of the plumbing."""
+    training: dict[str, Any] = {"time_budget_minutes": None, **({"max_steps": max_steps} if max_steps > 0 else {})}
+    # The base configs name a bundled corpus; None and [] clear it for the prepared files.
+    source = {"corpus": None, "extra_corpora": [], **data}
+    merged = {**overrides, "data": source, "training": {**overrides.get("training", {}), **training}}
+    return stage_config(CONFIGS / base, run_dir, merged)
 
 
 def shoplm(*args: str, log: Path) -> str:
@@ -76,10 +72,10 @@ def shoplm(*args: str, log: Path) -> str:
     return done.stdout
 
 
-def pretrain(name: str, work: Path, reviews: Path, news: Path) -> dict[str, Any]:
+def pretrain(name: str, work: Path, reviews: Path, news: Path, max_steps: int) -> dict[str, Any]:
     run_dir = work / name
     data = {"dir": str(reviews), "extra_train": [str(news)], "max_train_samples": 20000, "max_eval_samples": 500}
-    config = staged_config("sentiment-mlm.yaml", STAGE1[name], data, run_dir)
+    config = staged_config("sentiment-mlm.yaml", STAGE1[name], data, run_dir, max_steps)
     started = time.perf_counter()
     shoplm("train", str(config), "--overwrite", log=work / f"{name}.log")
     info = json.loads((run_dir / "run_info.json").read_text(encoding="utf-8"))
@@ -88,10 +84,10 @@ def pretrain(name: str, work: Path, reviews: Path, news: Path) -> dict[str, Any]
             "train_metrics": info.get("train_metrics")}
 
 
-def finetune(stage1: str, seed: int, work: Path, reviews: Path) -> dict[str, Any]:
+def finetune(stage1: str, seed: int, work: Path, reviews: Path, max_steps: int) -> dict[str, Any]:
     run_dir = work / f"{stage1}-ft{seed}"
     overrides = {"seed": seed, "model": {"from_pretrained": str(work / stage1)}}
-    config = staged_config("sentiment.yaml", overrides, {"dir": str(reviews)}, run_dir)
+    config = staged_config("sentiment.yaml", overrides, {"dir": str(reviews)}, run_dir, max_steps)
     started = time.perf_counter()
     shoplm("train", str(config), "--overwrite", log=work / f"{run_dir.name}.log")
     seconds = time.perf_counter() - started
@@ -128,8 +124,6 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="Cap every run at this many steps (a quick check).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_recipe_study.json")
     args = parser.parse_args()
-    global MAX_STEPS
-    MAX_STEPS = args.max_steps
     work = Path(tempfile.mkdtemp(prefix="shoplm-gpu-study-"))
     deadline = time.monotonic() + args.deadline_minutes * 60
     results: dict[str, Any] = {"finetune_seeds": list(FINETUNE_SEEDS), "errors": [],
@@ -145,7 +139,8 @@ def main() -> None:
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         pending: dict[Future[dict[str, Any]], tuple[str, int | None]] = {
-            pool.submit(pretrain, name, work, args.data, args.news): (name, None) for name in args.variants
+            pool.submit(pretrain, name, work, args.data, args.news, args.max_steps): (name, None)
+            for name in args.variants
         }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -162,7 +157,8 @@ def main() -> None:
                     results["variants"][name]["pretrain"] = outcome
                     if time.monotonic() < deadline:
                         for ft_seed in FINETUNE_SEEDS:
-                            pending[pool.submit(finetune, name, ft_seed, work, args.data)] = (name, ft_seed)
+                            job = pool.submit(finetune, name, ft_seed, work, args.data, args.max_steps)
+                            pending[job] = (name, ft_seed)
                 else:
                     results["variants"][name]["finetunes"].append(outcome)
                 write()

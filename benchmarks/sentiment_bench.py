@@ -53,8 +53,8 @@ REPORTED = ("accuracy", "roc_auc", "f1", "pr_auc", "log_loss")
 PRETRAINING = {"mlm": ("sentiment-mlm.yaml", "MLM"), "rtd": ("sentiment-rtd.yaml", "replaced-token detection")}
 
 
-def run_stage(config: Path, run_dir: Path, overrides: dict[str, Any]) -> float:
-    """Train one stage through the command line; returns its wall time in seconds."""
+def stage_config(config: Path, run_dir: Path, overrides: dict[str, Any]) -> Path:
+    """`config` with `overrides` and `run_dir` as its output, written beside `run_dir`."""
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     for key, value in overrides.items():  # a section override changes only the fields it names
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
@@ -62,6 +62,12 @@ def run_stage(config: Path, run_dir: Path, overrides: dict[str, Any]) -> float:
     staged = run_dir.parent / f"{run_dir.name}.yaml"
     staged.parent.mkdir(parents=True, exist_ok=True)
     staged.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return staged
+
+
+def run_stage(config: Path, run_dir: Path, overrides: dict[str, Any]) -> float:
+    """Train one stage through the command line; returns its wall time in seconds."""
+    staged = stage_config(config, run_dir, overrides)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "shoplm", "train", str(staged), "--overwrite"], check=True)
     return time.perf_counter() - started
