@@ -6,7 +6,7 @@ whether it is the original or a replacement. Masked-LM pretraining learns from t
 tokens that are masked; the discriminator's loss covers all of them, which makes a small
 compute budget go further (Clark et al., 2020, "ELECTRA: Pre-training Text Encoders as
 Discriminators Rather Than Generators"). On the review corpus, in the same 20 minutes on two
-CPU cores, it did not beat masked-LM pretraining (benchmarks/README.md).
+CPU cores, it did not beat masked-LM pretraining (benchmarks/sentiment_experiments.md).
 
 The generator is the discriminator's architecture with fewer layers and shares its embeddings
 (token, position and their normalisation), as ELECTRA ties them; its output projection is the

@@ -194,9 +194,9 @@ def _scratch_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **extra
     if spec.architecture == "modernbert":
         # Rotary positions instead of a learned table: attention can use a neighbour's distance
         # from the first step, and a small masked LM trained from scratch reaches a pre-LN
-        # RoBERTa's masked-LM loss in a third of the steps (benchmarks/README.md). Every layer
-        # attends globally, as the inputs are short (layer_types says so to transformers 5,
-        # global_attn_every_n_layers to transformers 4).
+        # RoBERTa's masked-LM loss in a third of the steps (benchmarks/sentiment_experiments.md).
+        # Every layer attends globally, as the inputs are short (layer_types says so to
+        # transformers 5, global_attn_every_n_layers to transformers 4).
         return ModernBertConfig(  # type: ignore[call-arg]
             hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
             intermediate_size=intermediate, max_position_embeddings=spec.max_positions,
