@@ -83,6 +83,23 @@ def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> No
     assert missing.value.status_code == 404
 
 
+
+def test_grpc_client_classifies_as_the_http_client_does(tiny_server: ServerProcess) -> None:
+    texts = ["great product", "terrible", "红色的鞋"]
+    with GrpcModelClient(tiny_server.grpc_address) as client:
+        over_grpc = client.classify("classify", texts)
+        with pytest.raises(ModelServerError) as empty:
+            client.classify("classify", [""])
+    with ModelClient(tiny_server.http_url) as client:
+        over_http = client.classify("classify", texts)
+
+    assert [c.label for c in over_grpc] == [c.label for c in over_http]
+    assert all(isinstance(c.label, str) and c.label in {"negative", "positive"} for c in over_grpc)
+    for grpc_result, http_result in zip(over_grpc, over_http, strict=True):
+        np.testing.assert_allclose(grpc_result.probabilities, http_result.probabilities, atol=1e-6)
+        assert grpc_result.score == max(grpc_result.probabilities)
+    assert empty.value.status_code == 400
+
 def test_http_client_retries_a_busy_server_until_it_answers(tmp_path: Path, tiny_models_root: Path) -> None:
     gen = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "gen")
     gen = {**gen, "batching": {"max_num_seqs": 1, "max_queue_size": 1},

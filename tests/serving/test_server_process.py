@@ -241,7 +241,8 @@ def test_a_model_that_cannot_load_is_reported_and_the_others_serve(tmp_path: Pat
     assert str(tmp_path / "no-such-checkpoint") in listing["broken"]["error"]
     assert ready.status_code == 503
     assert "broken" in ready.json()["error"]
-    assert call_broken.status_code == 503
+    assert (call_broken.status_code, call_broken.json()) == (
+        503, {"error": "model 'broken' failed to load; GET /admin/models shows why"})
     assert call_embed.status_code == 200
 
 

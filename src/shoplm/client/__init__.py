@@ -12,7 +12,8 @@ Exceptions::
 
 from shoplm.client.errors import ModelServerError, ModelServerUnavailable
 from shoplm.client.grpc import GrpcModelClient
-from shoplm.client.http import AsyncModelClient, ChatResult, Classification, ModelClient
+from shoplm.client.http import AsyncModelClient, ChatResult, ModelClient
+from shoplm.client.results import Classification
 
 __all__ = [
     "AsyncModelClient",

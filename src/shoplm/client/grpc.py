@@ -14,6 +14,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from shoplm.client.errors import ModelServerError, ModelServerUnavailable
+from shoplm.client.results import Classification, classifications
 
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.DEADLINE_EXCEEDED"}
 
@@ -73,6 +74,9 @@ class GrpcModelClient:
 
     def embed(self, model: str, texts: list[str]) -> np.ndarray:
         return self.infer(model, {"text": texts}, ["embedding"])["embedding"]
+
+    def classify(self, model: str, texts: list[str]) -> list[Classification]:
+        return classifications(self.infer(model, {"text": texts}, ["label", "score", "probabilities"]))
 
     def close(self) -> None:
         self._client.close()

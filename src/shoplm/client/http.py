@@ -17,6 +17,7 @@ import numpy as np
 from httpx_retries import Retry, RetryTransport
 
 from shoplm.client.errors import ModelServerError, ModelServerUnavailable
+from shoplm.client.results import Classification, classifications
 
 RETRY_STATUSES = (429, 502, 503, 504)
 
@@ -35,15 +36,6 @@ class ChatResult:
     completion_tokens: int
     model_version: str | None
     texts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The chosen label of one text, its probability, and every label's probability."""
-
-    label: str
-    score: float
-    probabilities: list[float]
 
 
 def _retry(max_retries: int) -> Retry:
@@ -103,14 +95,6 @@ def _infer_outputs(body: dict[str, Any]) -> dict[str, np.ndarray]:
         dtype = object if tensor["datatype"] == "BYTES" else np.float32
         outputs[tensor["name"]] = np.array(data, dtype=dtype).reshape(tensor["shape"])
     return outputs
-
-
-def _classifications(outputs: dict[str, np.ndarray]) -> list[Classification]:
-    return [
-        Classification(str(label), float(score), [float(p) for p in probabilities])
-        for label, score, probabilities in zip(outputs["label"], outputs["score"], outputs["probabilities"],
-                                               strict=True)
-    ]
 
 
 def _sse_text(line: str) -> str | None:
@@ -180,7 +164,7 @@ class ModelClient:
         return _infer_outputs(self._request("POST", f"/v2/models/{model}/infer", _infer_body(inputs, parameters)))
 
     def classify(self, model: str, texts: list[str]) -> list[Classification]:
-        return _classifications(self.infer(model, {"text": texts}))
+        return classifications(self.infer(model, {"text": texts}))
 
     def load_model(self, model: str, version: str | None = None, path: str | None = None) -> dict[str, Any]:
         """Ask the server to load (and swap in, once warm) a version or a path of ``model``."""
@@ -251,7 +235,7 @@ class AsyncModelClient:
         return _infer_outputs(body)
 
     async def classify(self, model: str, texts: list[str]) -> list[Classification]:
-        return _classifications(await self.infer(model, {"text": texts}))
+        return classifications(await self.infer(model, {"text": texts}))
 
     async def aclose(self) -> None:
         await self._client.aclose()

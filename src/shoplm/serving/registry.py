@@ -101,6 +101,8 @@ class ModelRegistry:
         entry = self.entry(name)
         handle = entry.handle
         if handle is None or entry.state not in (ModelState.READY, ModelState.LOADING):
+            if entry.state is ModelState.FAILED:  # the reason (a path, a trace) is for admins only
+                raise ModelNotReadyError(f"model {name!r} failed to load; GET /admin/models shows why")
             raise ModelNotReadyError(f"model {name!r} is {entry.state.value}")
         if version is not None and version != handle.version:
             raise ModelNotFoundError(
