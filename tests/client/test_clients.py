@@ -83,7 +83,6 @@ def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> No
     assert missing.value.status_code == 404
 
 
-
 def test_grpc_client_classifies_as_the_http_client_does(tiny_server: ServerProcess) -> None:
     texts = ["great product", "terrible", "红色的鞋"]
     with GrpcModelClient(tiny_server.grpc_address) as client:
