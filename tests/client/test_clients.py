@@ -87,12 +87,13 @@ def test_grpc_client_classifies_as_the_http_client_does(tiny_server: ServerProce
     texts = ["great product", "terrible", "红色的鞋"]
     with GrpcModelClient(tiny_server.grpc_address) as client:
         over_grpc = client.classify("classify", texts)
+        raw_labels = client.infer("classify", {"text": texts}, ["label"])["label"]
         with pytest.raises(ModelServerError) as empty:
             client.classify("classify", [""])
     with ModelClient(tiny_server.http_url) as client:
         over_http = client.classify("classify", texts)
 
-    assert [c.label for c in over_grpc] == [c.label for c in over_http]
+    assert [c.label for c in over_grpc] == [c.label for c in over_http] == list(raw_labels)
     assert all(isinstance(c.label, str) and c.label in {"negative", "positive"} for c in over_grpc)
     for grpc_result, http_result in zip(over_grpc, over_http, strict=True):
         np.testing.assert_allclose(grpc_result.probabilities, http_result.probabilities, atol=1e-6)

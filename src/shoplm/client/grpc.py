@@ -70,7 +70,7 @@ class GrpcModelClient:
         requested = [triton_grpc.InferRequestedOutput(name) for name in outputs] if outputs else None
         result = self._call("infer", model, tensors, outputs=requested, client_timeout=self._timeout)
         names = outputs or [output["name"] for output in result.get_response(as_json=True)["outputs"]]
-        return {name: result.as_numpy(name) for name in names}
+        return {name: _decoded(result.as_numpy(name)) for name in names}
 
     def embed(self, model: str, texts: list[str]) -> np.ndarray:
         return self.infer(model, {"text": texts}, ["embedding"])["embedding"]
@@ -86,6 +86,13 @@ class GrpcModelClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _decoded(array: np.ndarray) -> np.ndarray:
+    """BYTES tensors as text, as the HTTP client returns them (tritonclient leaves them as bytes)."""
+    if array.dtype != object:
+        return array
+    return np.vectorize(lambda item: item.decode() if isinstance(item, bytes) else item, otypes=[object])(array)
 
 
 _GRPC_TO_HTTP = {

@@ -18,10 +18,9 @@ class Classification:
 
 def classifications(outputs: dict[str, np.ndarray]) -> list[Classification]:
     """One :class:`Classification` per text from a classifier's ``label``, ``score`` and
-    ``probabilities`` outputs (BYTES labels arrive as ``bytes`` over gRPC, as ``str`` over HTTP)."""
+    ``probabilities`` outputs."""
     return [
-        Classification(label.decode() if isinstance(label, bytes) else str(label), float(score),
-                       [float(p) for p in probabilities])
+        Classification(str(label), float(score), [float(p) for p in probabilities])
         for label, score, probabilities in zip(outputs["label"], outputs["score"], outputs["probabilities"],
                                                strict=True)
     ]
