@@ -148,6 +148,26 @@ def test_seeded_sampling_is_reproducible(client: openai.OpenAI) -> None:
     assert len({sample(seed) for seed in range(1, 5)}) > 1
 
 
+@pytest.mark.parametrize(
+    "sampling",
+    [{"temperature": 1e-45}, {"temperature": 5e-324}, {"top_p": 5e-324}, {"top_p": 1e-300, "temperature": 2.0}],
+    ids=str,
+)
+def test_extreme_valid_sampling_values_pick_the_greedy_text(
+    client: openai.OpenAI, reference_lm: tuple, sampling: dict[str, float]
+) -> None:
+    # Values the schema allows but float32 cannot hold (they round to 0) once made every request of
+    # the batch fail with NaN probabilities. A near-zero temperature or top_p keeps only the top token.
+    prompt_ids = chat_prompt_ids(reference_lm, "red running shoes")
+    expected = greedy_reference(reference_lm, prompt_ids, 8)
+
+    response = client.chat.completions.create(
+        model="gen", messages=[{"role": "user", "content": "red running shoes"}], max_tokens=8, seed=3, **sampling
+    )
+
+    assert response.choices[0].message.content == expected
+
+
 def test_stop_sequence_cuts_the_text_before_it(client: openai.OpenAI) -> None:
     free = client.completions.create(model="gen", prompt="red", max_tokens=24, temperature=0).choices[0].text
     stop = free[len(free) // 2 : len(free) // 2 + 2]

@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+# Temperatures below this pick greedily: dividing float32 logits by a smaller one (say 1e-45, or
+# 5e-324, which float32 rounds to 0) overflows to inf and NaN probabilities.
+GREEDY_BELOW = 1e-5
+
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How one sequence picks its tokens; ``temperature == 0`` means greedy."""
+    """How one sequence picks its tokens; a temperature of 0 (or below `GREEDY_BELOW`) means greedy."""
 
     max_new_tokens: int
     temperature: float = 1.0
@@ -48,7 +52,7 @@ def choose_tokens(logits: torch.Tensor, states: list[SamplerState]) -> list[int]
     """Pick the next token of each row of ``logits`` [rows, vocab] by that row's settings."""
     logits = _constrained(logits.float(), states)
     chosen: list[int] = []
-    greedy_rows = [i for i, s in enumerate(states) if s.params.temperature == 0]
+    greedy_rows = [i for i, s in enumerate(states) if _is_greedy(s.params)]
     greedy = {}
     if greedy_rows and all(not _has_penalty(states[i].params) for i in greedy_rows):
         picks = logits[greedy_rows].argmax(dim=-1).tolist()
@@ -58,7 +62,7 @@ def choose_tokens(logits: torch.Tensor, states: list[SamplerState]) -> list[int]
             chosen.append(int(greedy[row]))
             continue
         row_logits = _penalized(logits[row], state)
-        if state.params.temperature == 0:
+        if _is_greedy(state.params):
             chosen.append(int(row_logits.argmax()))
         else:
             chosen.append(_sample(row_logits, state))
@@ -79,6 +83,10 @@ def _constrained(logits: torch.Tensor, states: list[SamplerState]) -> torch.Tens
         logits[row] = float("-inf")
         logits[row, allowed] = keep
     return logits
+
+
+def _is_greedy(params: SamplingParams) -> bool:
+    return params.temperature < GREEDY_BELOW
 
 
 def _has_penalty(params: SamplingParams) -> bool:
@@ -105,8 +113,10 @@ def _sample(row_logits: torch.Tensor, state: SamplerState) -> int:
     if params.top_p < 1.0:
         sorted_logits, order = torch.sort(scaled, descending=True)
         cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        # Drop a token once the tokens before it already reach top_p; the first always stays.
+        # Drop a token once the tokens before it already reach top_p. The first always stays, set
+        # explicitly: a top_p below float32's range (5e-324) compares as 0, which would drop it too.
         drop_sorted = cumulative - torch.softmax(sorted_logits, dim=-1) >= params.top_p
+        drop_sorted[0] = False
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         scaled = scaled.masked_fill(drop, float("-inf"))
     probabilities = torch.softmax(scaled, dim=-1)
