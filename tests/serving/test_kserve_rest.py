@@ -295,6 +295,10 @@ BAD_REQUESTS = [
     ("empty stop", "gen", {"inputs": [text_tensor()], "parameters": {"stop": ""}}, 400,
      "stop sequences must not be empty"),
     ("empty prompt", "gen", {"inputs": [text_tensor(data=[""])]}, 400, "input 'text[0]' is empty"),
+    ("no prompts", "gen", {"inputs": [text_tensor(shape=[0], data=[])]}, 400,
+     "input 'text' must hold at least one text"),
+    ("no texts", "classify", {"inputs": [text_tensor(shape=[0, 1], data=[])]}, 400,
+     "input 'text' must hold at least one text"),
     ("binary_data_output not a flag", "embed", {"inputs": [text_tensor()], "parameters": {"binary_data_output": "yes"}},
      400, "parameters.binary_data_output must be true or false"),
     ("negative dimension", "embed", {"inputs": [text_tensor(shape=[-1])]}, 400,
@@ -459,3 +463,17 @@ def test_full_queue_is_429_with_retry_after(keyed_server: ServerProcess) -> None
     assert response.status_code == 429
     assert "queue is full (max_queue_size=1)" in response.json()["error"]
     assert int(response.headers["retry-after"]) >= 1
+
+
+def test_openapi_documents_the_infer_body(http: httpx.Client) -> None:
+    # The infer routes read their raw body, so the schema is declared by hand; /docs shows it.
+    paths = http.get("/openapi.json").json()["paths"]
+
+    for path in ("/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"):
+        operation = paths[path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["inputs"]
+        assert set(body["properties"]["inputs"]["items"]["required"]) == {"name", "shape", "datatype"}
+        assert "application/octet-stream" in operation["requestBody"]["content"]
+        reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert {"model_name", "outputs"} <= set(reply["required"])

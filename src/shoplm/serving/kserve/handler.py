@@ -232,6 +232,8 @@ def _texts(request: InferRequest, spec: TensorSpec) -> list[str]:
                 f"input '{spec.name}[{index}]' is not valid UTF-8 ({error.reason} at byte {error.start})",
                 param=spec.name,
             ) from None
+    if not texts:
+        raise InvalidRequestError(f"input '{spec.name}' must hold at least one text", param=spec.name)
     return texts
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shoplm.serving.errors import InvalidRequestError, PayloadTooLargeError
 from shoplm.serving.kserve import handler, tensors
@@ -36,6 +36,40 @@ guarded = [Depends(require_api_key)]
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
+
+
+def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` written in place, to embed in a route's OpenAPI entry."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return inline(schema)
+
+
+# The infer routes read the raw body (JSON, or a JSON header followed by binary tensors), so FastAPI
+# cannot derive their OpenAPI entry; it is declared here for /docs and API tooling.
+INFER_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _inlined_schema(InferenceRequest)},
+            BINARY_CONTENT_TYPE: {
+                "schema": {"type": "string", "format": "binary"},
+                "description": f"A JSON header of `{HEADER_LENGTH}` bytes, then the binary tensor data",
+            },
+        },
+    },
+    "responses": {"200": {"content": {"application/json": {"schema": _inlined_schema(InferenceResponse)}}}},
+}
 
 
 @router.get("", dependencies=guarded, response_model=ServerMetadataResponse)
@@ -105,13 +139,18 @@ def _ready(request: Request, service: InferenceService, name: str, version: str 
     return {"name": name, "version": handle.version, "ready": True}
 
 
-@router.post("/models/{model_name}/infer", dependencies=guarded, response_model=None)
+@router.post("/models/{model_name}/infer", dependencies=guarded, response_model=None, openapi_extra=INFER_OPENAPI)
 async def infer(model_name: str, request: Request, state: StateDep) -> Response:
     """Run the model on named input tensors (JSON or binary tensor data)."""
     return await _infer(request, state.service, state.config.server.max_body_bytes, model_name, None)
 
 
-@router.post("/models/{model_name}/versions/{model_version}/infer", dependencies=guarded, response_model=None)
+@router.post(
+    "/models/{model_name}/versions/{model_version}/infer",
+    dependencies=guarded,
+    response_model=None,
+    openapi_extra=INFER_OPENAPI,
+)
 async def infer_version(model_name: str, model_version: str, request: Request, state: StateDep) -> Response:
     """Run one version of the model (404 unless that version is loaded)."""
     return await _infer(request, state.service, state.config.server.max_body_bytes, model_name, model_version)
