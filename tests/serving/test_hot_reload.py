@@ -123,3 +123,31 @@ def test_reload_with_an_invalid_file_is_400_and_changes_nothing(tmp_path: Path, 
     assert response.status_code == 400
     assert "models.0.task" in response.json()["error"]["message"]
     assert still.status_code == 200
+
+
+def test_reload_lists_a_model_it_cannot_load_and_applies_the_rest(tmp_path: Path) -> None:
+    # An optional model with nothing published yet, as `sentiment` is in configs/serve.yaml.
+    repository = tmp_path / "repo"
+    make_encoder(repository / "embed" / "1", "embed")
+    optional = {"name": "sentiment", "task": "classify", "source": "repository", "version": "latest", "required": False}
+    config = {"server": {"model_repository": str(repository)},
+              "models": [{"name": "embed", "task": "embed", "source": "repository"}, optional]}
+
+    with ServerProcess(tmp_path, config) as server:
+        config["models"].append({"name": "other", "task": "embed", "source": "repository", "version": "1"})
+        make_encoder(repository / "other" / "1", "embed")
+        server.config_path.write_text(yaml.safe_dump(config))
+        first = httpx.post(f"{server.http_url}/admin/reload", timeout=60)
+        other = httpx.post(f"{server.http_url}/v1/embeddings", json={"model": "other", "input": "x"})
+        make_encoder(repository / "sentiment" / "1", "classify")  # then it is published
+        second = httpx.post(f"{server.http_url}/admin/reload", timeout=60)
+        classified = httpx.post(f"{server.http_url}/v2/models/sentiment/infer", json={
+            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]}]})
+
+    assert first.status_code == 200, first.text
+    assert "no versions in the model repository" in first.json()["failed"]["sentiment"]
+    assert first.json()["loaded"] == ["other"] and first.json()["unchanged"] == ["embed"]
+    assert other.status_code == 200
+    assert second.status_code == 200 and second.json()["loaded"] == ["sentiment"]
+    assert second.json()["failed"] == {}
+    assert classified.status_code == 200, classified.text

@@ -153,13 +153,15 @@ class ModelRegistry:
                 await asyncio.to_thread(self._release, old)
             return entry
 
-    async def apply_config(self, config: ServeConfig) -> dict[str, list[str]]:
+    async def apply_config(self, config: ServeConfig) -> dict[str, Any]:
         """Bring the served models in line with a new config, each swap without downtime.
 
         Changed models load their new version in the background and swap in when warm; new
-        ones load (if ``load_on_start``); removed ones finish their requests and unload.
+        ones load (if ``load_on_start``); removed ones finish their requests and unload. A model
+        that fails to load does not stop the others: it is listed under ``failed`` with the
+        reason, and keeps serving its previous version if it had one.
         """
-        summary: dict[str, list[str]] = {"loaded": [], "reloaded": [], "unloaded": [], "unchanged": []}
+        summary: dict[str, Any] = {"loaded": [], "reloaded": [], "unloaded": [], "unchanged": [], "failed": {}}
         wanted = {model.name: model for model in config.models}
         for name in [name for name in self.entries if name not in wanted]:
             await self.unload(name)
@@ -174,11 +176,21 @@ class ModelRegistry:
                 entry = self.entries[name] = ModelEntry(model)
             serving = entry.handle is not None
             entry.config = model
-            if model.load_on_start or serving:
-                await self.load(name)
-                summary["reloaded" if serving else "loaded"].append(name)
-            else:
+            if not (model.load_on_start or serving):
                 summary["unchanged"].append(name)
+                continue
+            # A failure is recorded on the entry by load(); the next models still apply.
+            try:
+                await self.load(name)
+            except ModelSourceError as error:  # no files, a bad path: the reason is the message
+                logger.warning("model not loaded on reload: %s", error, extra={"model": name})
+                summary["failed"][name] = str(error)
+                continue
+            except Exception as error:
+                logger.exception("model failed to load on reload", extra={"model": name})
+                summary["failed"][name] = str(error)
+                continue
+            summary["reloaded" if serving else "loaded"].append(name)
         self.config = config
         return summary
 
