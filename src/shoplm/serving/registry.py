@@ -119,15 +119,24 @@ class ModelRegistry:
         """Load every model marked ``load_on_start``; a failure is logged and leaves it FAILED."""
         for entry in self.entries.values():
             if entry.config.load_on_start:
-                try:
-                    await self.load(entry.config.name)
-                except ModelSourceError as error:
-                    if entry.config.required:
-                        logger.error("model failed to load: %s", error, extra={"model": entry.config.name})
-                    else:
-                        logger.warning("optional model not loaded: %s", error, extra={"model": entry.config.name})
-                except Exception:
-                    logger.exception("model failed to load", extra={"model": entry.config.name})
+                await self._load_or_log(entry.config.name)
+
+    async def _load_or_log(self, name: str) -> str | None:
+        """Load ``name``; if that fails, log why (a warning for an optional model with no files) and
+        return the reason. The entry records the failure either way (see ``load``)."""
+        config = self.entry(name).config
+        try:
+            await self.load(name)
+        except ModelSourceError as error:  # no files, a bad path: the reason is the message
+            if config.required:
+                logger.error("model failed to load: %s", error, extra={"model": name})
+            else:
+                logger.warning("optional model not loaded: %s", error, extra={"model": name})
+            return str(error)
+        except Exception as error:
+            logger.exception("model failed to load", extra={"model": name})
+            return str(error)
+        return None
 
     async def load(self, name: str, version: str | None = None, path: Path | None = None) -> ModelEntry:
         """Load ``name`` (optionally another version or path) and swap it in when ready."""
@@ -179,18 +188,11 @@ class ModelRegistry:
             if not (model.load_on_start or serving):
                 summary["unchanged"].append(name)
                 continue
-            # A failure is recorded on the entry by load(); the next models still apply.
-            try:
-                await self.load(name)
-            except ModelSourceError as error:  # no files, a bad path: the reason is the message
-                logger.warning("model not loaded on reload: %s", error, extra={"model": name})
-                summary["failed"][name] = str(error)
-                continue
-            except Exception as error:
-                logger.exception("model failed to load on reload", extra={"model": name})
-                summary["failed"][name] = str(error)
-                continue
-            summary["reloaded" if serving else "loaded"].append(name)
+            failure = await self._load_or_log(name)  # the next models apply either way
+            if failure is not None:
+                summary["failed"][name] = failure
+            else:
+                summary["reloaded" if serving else "loaded"].append(name)
         self.config = config
         return summary
 
