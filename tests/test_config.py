@@ -125,6 +125,14 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
         load_serve_config(tmp_path / "nothing.yaml")
 
 
+def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_bytes("server: {host: café}\n".encode("latin-1"))
+
+    with pytest.raises(ConfigError, match=r"serve\.yaml is not UTF-8 text: invalid continuation byte at byte 18"):
+        load_serve_config(path)
+
+
 def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
     path = write(tmp_path, "models:\n  - {name: m, task: embedd}\n")
 

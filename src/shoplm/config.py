@@ -267,7 +267,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def load_serve_config(path: Path) -> ServeConfig:
     """Read and validate a serve.yaml; relative paths in it resolve against its directory."""
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path)
     try:
         config = ServeConfig.model_validate(data)
     except ValidationError as error:
@@ -302,16 +302,23 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def _read_yaml(path: Path) -> object:
+def read_yaml_mapping(path: Path, what: str = "config file") -> dict[str, object]:
+    """The top-level mapping of a YAML file ({} when the file is empty), or ConfigError saying why not."""
+    if not path.exists():
+        raise ConfigError(f"{what} not found: {path}")
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} {path} is not a file")
     try:
         with path.open(encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{what} {path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {path}: {error.strerror or error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"{what} {path} must hold a mapping of fields at the top level, got {type(data).__name__}")
     return data

@@ -319,6 +319,27 @@ def test_bad_config_fields_are_named(tmp_path: Path, reviews_dir: Path, change: 
         load_train_config(write_config(tmp_path / "bad.yaml", config))
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00binary", "is not UTF-8 text"),
+        (b"task: [\n", "is not valid YAML"),
+        (b"- a\n- list\n", "must hold a mapping of fields at the top level, got list"),
+        (b"", "task: Field required"),
+        (None, "is not a file"),
+    ],
+)
+def test_an_unreadable_config_file_is_named(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "config.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_train_config(path)
+
+
 def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, reviews_dir: Path) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, preprocessing={"padding": {"strategy": "longest"}})
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from shoplm.config import ConfigError, StrictModel, format_validation_error
+from shoplm.config import ConfigError, StrictModel, format_validation_error, read_yaml_mapping
 from shoplm.textproc import PaddingConfig, PreprocessConfig
 
 TrainTask = Literal["clm", "mlm", "rtd", "classify", "chat"]
@@ -317,14 +316,7 @@ def load_train_config(path: Path, overrides: dict[str, object] | None = None) ->
     ``overrides`` replaces top-level keys (e.g. ``output_dir`` from the command line). Raises
     ConfigError naming the file and each bad field.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"training config not found: {path}") from None
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read training config {path}: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a training config is a mapping of fields, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "training config")
     raw.update(overrides or {})
     try:
         config = TrainConfig.model_validate(raw)
