@@ -113,6 +113,8 @@ def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_p
         (["eval", "RUN", "--data", "missing.jsonl"], "data file not found"),
         (["eval", "RUN", "--data", "BAD"], "not JSON"),
         (["eval", "RUN", "--data", "NOLABEL"], "no field 'label'"),
+        (["eval", "RUN", "--data", "NULLTEXT"], "nulltext.jsonl:2: field 'text' holds None, not a text"),
+        (["eval", "RUN", "--data", "BINARY"], "binary.jsonl:1: not UTF-8 text (invalid start byte)"),
         (["eval", "RUN", "--split", "dev"], "--split must be one of"),
         (["publish", "NOT_A_RUN", "--as", "sentiment"], "holds no trained model"),
         (["publish", "RUN", "--as", "bad name!", "--repository", "repo"], "name 'bad name!' is not valid"),
@@ -127,8 +129,11 @@ def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
 ) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": 1}\n{not json\n')
     (tmp_path / "nolabel.jsonl").write_text('{"text": "ok"}\n')
+    (tmp_path / "nulltext.jsonl").write_text('{"text": "ok", "label": 1}\n{"text": null, "label": 0}\n')
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe{}\n")
     (tmp_path / "empty-dir").mkdir()
     replace = {"RUN": str(trained), "BAD": str(tmp_path / "bad.jsonl"), "NOLABEL": str(tmp_path / "nolabel.jsonl"),
+               "NULLTEXT": str(tmp_path / "nulltext.jsonl"), "BINARY": str(tmp_path / "binary.jsonl"),
                "NOT_A_RUN": str(tmp_path / "empty-dir")}
 
     done = shoplm(*[replace.get(arg, arg) for arg in args], cwd=tmp_path)

@@ -242,6 +242,24 @@ def test_chat_rows_that_cannot_train_are_counted_or_named(
         train(tmp_path, {**config, "output_dir": str(tmp_path / "run2")})
 
 
+def test_classify_rows_without_text_are_skipped_and_counted(
+    tmp_path: Path, reviews_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = (reviews_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[:20]
+    lines[3] = json.dumps({"text": None, "label": 1})
+    lines[7] = json.dumps({"text": "  ", "label": 0})
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir, training={"max_steps": 2})
+    config["data"] = {"train": [str(data)], "validation": [str(reviews_dir / "validation.jsonl")]}
+
+    with caplog.at_level("WARNING", logger="shoplm.training.data"):
+        run = train(tmp_path, config)
+
+    assert "train: 2 of 20 rows of train.jsonl skipped: no text" in caplog.text
+    assert (run / "final" / "config.json").is_file()
+
+
 def test_lora_adapters_merge_into_a_plain_model(tmp_path: Path, reviews_dir: Path) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, task="clm", lora={"r": 4, "alpha": 8,
                                                                          "target_modules": ["c_attn"]})

@@ -68,12 +68,16 @@ def model_kind(model_dir: Path) -> str:
 
 
 def read_jsonl(path: Path, fields: list[str]) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file, each checked to hold ``fields``."""
+    """Rows of a JSON-lines file, each checked to hold ``fields``, the first of them a string."""
     if not path.is_file():
         raise EvaluationError(f"data file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise EvaluationError(f"{path}:{number}: not UTF-8 text ({error.reason})") from None
             if not line.strip():
                 continue
             try:
@@ -83,6 +87,8 @@ def read_jsonl(path: Path, fields: list[str]) -> list[dict[str, Any]]:
             missing = [name for name in fields if not isinstance(row, dict) or name not in row]
             if missing:
                 raise EvaluationError(f"{path}:{number}: no field {', '.join(map(repr, missing))}")
+            if not isinstance(row[fields[0]], str):
+                raise EvaluationError(f"{path}:{number}: field {fields[0]!r} holds {row[fields[0]]!r}, not a text")
             rows.append(row)
     if not rows:
         raise EvaluationError(f"{path}: no rows")
@@ -97,7 +103,7 @@ def evaluate(
     if kind == "classifier":
         rows = read_jsonl(data, [text_field, label_field])
         return _evaluate_classifier(model_dir, data, rows, text_field, label_field, batch_size)
-    texts = [str(row[text_field]) for row in read_jsonl(data, [text_field]) if str(row[text_field]).strip()]
+    texts = [row[text_field] for row in read_jsonl(data, [text_field]) if row[text_field].strip()]
     if kind == "masked_language_model":
         return _evaluate_masked_language_model(model_dir, texts, batch_size)
     return _evaluate_language_model(model_dir, texts, batch_size)
@@ -138,7 +144,7 @@ def _evaluate_classifier(
             )
         labels.append(label)
     chunks = []
-    for batch in _batches([str(row[text_field]) for row in rows], batch_size):
+    for batch in _batches([row[text_field] for row in rows], batch_size):
         encoded = pipeline.encode(batch)
         logits = model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).logits
         chunks.append(torch.softmax(logits.float(), dim=-1).numpy())

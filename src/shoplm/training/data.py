@@ -6,8 +6,10 @@ tokenize), the same object the model server uses, so training and serving see id
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ import orjson
 from datasets import Dataset, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
+from shoplm import textproc
+from shoplm.data import labels as labels_module
 from shoplm.data import prepared_corpus_dir
 from shoplm.data.card import CARD_JSON
 from shoplm.data.labels import class_id_of
@@ -180,7 +184,8 @@ def build_split(
         rows = rows.select(range(min(limit, len(rows))))
     encoded = rows.map(
         _tokenize, batched=True, with_indices=True, remove_columns=rows.column_names,
-        fn_kwargs={"config": config, "pipeline": pipeline, "paths": sources}, desc="tokenizing",
+        fn_kwargs={"config": config, "pipeline": pipeline, "paths": sources, "code": _code_fingerprint()},
+        desc="tokenizing",
     )
     if skipped := len(rows) - len(encoded):
         logger.warning("%s: %d of %d rows of %s skipped: %s", "train" if train else "validation", skipped, len(rows),
@@ -196,8 +201,31 @@ def build_split(
     return encoded
 
 
+@functools.cache
+def _code_fingerprint() -> str:
+    """sha256 of the source that turns rows into examples.
+
+    datasets reuses a cached ``map`` when the function and its arguments hash the same, and it
+    hashes module-level functions by name: without this, a changed tokenizing rule would keep
+    serving examples made by the old one.
+    """
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], labels_module, textproc):
+        files = [Path(str(module.__file__))]
+        if files[0].name == "__init__.py":
+            files = sorted(files[0].parent.glob("*.py"))
+        for path in files:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _tokenize(
-    batch: dict[str, list[Any]], indices: list[int], config: TrainConfig, pipeline: TextPipeline, paths: list[Path]
+    batch: dict[str, list[Any]],
+    indices: list[int],
+    config: TrainConfig,
+    pipeline: TextPipeline,
+    paths: list[Path],
+    code: str,
 ) -> dict[str, list[Any]]:
     try:
         return _TOKENIZERS[config.task](batch, config, pipeline)
@@ -228,8 +256,10 @@ def _text_rows(paths: list[Path], text_field: str) -> Dataset:
 def _classify(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPipeline) -> dict[str, list[Any]]:
     data = config.data
     names = config.model.label_names
-    labels = []
-    for position, label in enumerate(batch[data.label_field]):
+    labels, texts = [], []
+    for position, (text, label) in enumerate(zip(batch[data.text_field], batch[data.label_field], strict=True)):
+        if text is None or not str(text).strip():
+            continue  # nothing to learn from; counted as skipped
         class_id = class_id_of(label, names)
         if class_id is None:
             raise _BadRow(
@@ -238,7 +268,7 @@ def _classify(batch: dict[str, list[Any]], config: TrainConfig, pipeline: TextPi
                 position,
             )
         labels.append(class_id)
-    texts = [str(text or "") for text in batch[data.text_field]]
+        texts.append(str(text))
     return {"input_ids": [ids for ids, _ in pipeline.token_ids_batch(texts)], "labels": labels}
 
 
@@ -313,6 +343,6 @@ def _pack(batch: dict[str, list[Any]], block: int) -> dict[str, list[Any]]:
 _SKIP_REASONS = {
     "chat": "the prompt before the answer fills all {limit} tokens (shorten the prompts, or raise "
             "preprocessing.padding.max_length within the model's positions)",
-    "mlm": "blank text", "rtd": "blank text", "clm": "blank text",
+    "classify": "no text", "mlm": "blank text", "rtd": "blank text", "clm": "blank text",
 }
 _TOKENIZERS = {"classify": _classify, "mlm": _mlm, "rtd": _mlm, "clm": _clm, "chat": _chat}
