@@ -66,9 +66,12 @@ def test_async_client_runs_concurrent_calls(tiny_server: ServerProcess) -> None:
 
 def test_unreachable_server_is_model_server_unavailable() -> None:
     with ModelClient(f"http://127.0.0.1:{free_port()}", timeout=2, max_retries=1) as client:
-        with pytest.raises(ModelServerUnavailable):
+        with pytest.raises(ModelServerUnavailable) as error:
             client.models()
         assert client.ready() is False
+
+    assert error.value.status_code == 0
+    assert str(error.value).startswith("model server unreachable: ")  # no status code to show
 
 
 def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> None:

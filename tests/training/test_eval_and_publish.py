@@ -116,10 +116,13 @@ def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_p
         (["eval", "RUN", "--data", "NULLTEXT"], "nulltext.jsonl:2: field 'text' holds None, not a text"),
         (["eval", "RUN", "--data", "BINARY"], "binary.jsonl:1: not UTF-8 text (invalid start byte)"),
         (["eval", "RUN", "--split", "dev"], "--split must be one of"),
+        (["eval", "RUN", "--split", "test", "--data", "BAD"], "give --split or --data, not both"),
+        (["eval", "MODEL", "--split", "test"], "is a model, not a run: it has no splits"),
         (["publish", "NOT_A_RUN", "--as", "sentiment"], "holds no trained model"),
         (["publish", "RUN", "--as", "bad name!", "--repository", "repo"], "name 'bad name!' is not valid"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "../x"], "version '../x' is not valid"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "latest"], "'latest' is reserved"),
+        (["publish", "RUN", "--as", "ok", "--repository", "BAD"], "model repository {BAD}): Not a directory"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "localhost:8100"],
          "--server must be an http:// or https:// URL"),
     ],
@@ -134,12 +137,12 @@ def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
     (tmp_path / "empty-dir").mkdir()
     replace = {"RUN": str(trained), "BAD": str(tmp_path / "bad.jsonl"), "NOLABEL": str(tmp_path / "nolabel.jsonl"),
                "NULLTEXT": str(tmp_path / "nulltext.jsonl"), "BINARY": str(tmp_path / "binary.jsonl"),
-               "NOT_A_RUN": str(tmp_path / "empty-dir")}
+               "NOT_A_RUN": str(tmp_path / "empty-dir"), "MODEL": str(trained / "final")}
 
     done = shoplm(*[replace.get(arg, arg) for arg in args], cwd=tmp_path)
 
     assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert message.format(**replace) in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "repo").exists()  # nothing written, inside the repository or beside it
 
 

@@ -132,7 +132,7 @@ def _launch_torchrun(
 
 def evaluate(
     target: Annotated[str, typer.Argument(help="A run directory, a model directory, or a published model name.")],
-    split: Annotated[str, typer.Option(help="Split of the run's data to measure on.")] = "test",
+    split: Annotated[str | None, typer.Option(help="Split of the run's data to measure on [default: test].")] = None,
     data: Annotated[Path | None, typer.Option(help="A JSON-lines file to measure on instead of a split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Report directory (default: <run>/eval-<split> for runs).")] = None,
@@ -153,7 +153,7 @@ def evaluate(
     except _user_errors() as error:
         raise fail(str(error)) from None
     metrics = {"model": target, "data": resolved.data.name, **outcome.metrics}
-    report_dir = out or (resolved.run_dir / f"eval-{split if data is None else resolved.data.stem}"
+    report_dir = out or (resolved.run_dir / f"eval-{split or 'test' if data is None else resolved.data.stem}"
                          if resolved.run_dir else None)
     if report_dir is not None:
         probabilities = outcome.probabilities

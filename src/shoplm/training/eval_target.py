@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from pydantic import ValidationError
 
-from shoplm.config import ConfigError, env_settings, load_serve_config
+from shoplm.config import ConfigError, env_settings, format_validation_error, load_serve_config, read_yaml_mapping
 from shoplm.data import prepared_corpus_dir
 from shoplm.training import run_dir as runs
 from shoplm.training.config import TrainConfig
@@ -39,8 +39,14 @@ def default_repository() -> Path:
     return Path("models")
 
 
-def resolve_eval_target(target: str, split: str, data: Path | None, repository: Path | None) -> EvalTarget:
-    """Find the model and data for ``shoplm eval TARGET``; errors name what is missing."""
+def resolve_eval_target(target: str, split: str | None, data: Path | None, repository: Path | None) -> EvalTarget:
+    """Find the model and data for ``shoplm eval TARGET``; errors name what is missing.
+
+    ``split`` (default test) names a split of a run's data; ``data`` a file instead, not both.
+    """
+    if split is not None and data is not None:
+        raise ConfigError(f"give --split or --data, not both (--split {split}, --data {data})")
+    split = split or "test"
     if split not in SPLIT_FILES:
         raise ConfigError(f"--split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
     path = Path(target)
@@ -51,7 +57,8 @@ def resolve_eval_target(target: str, split: str, data: Path | None, repository: 
     else:
         model_dir = published_model(target, repository or default_repository())
     if data is None:
-        raise ConfigError(f"{target} is a model, not a run: pass --data FILE.jsonl to say what to measure it on")
+        raise ConfigError(f"{target} is a model, not a run: it has no splits; pass --data FILE.jsonl to say what to "
+                          "measure it on")
     return EvalTarget(model_dir, data, None)
 
 
@@ -72,7 +79,10 @@ def run_split(run: Path, split: str) -> Path:
     config_path = run / runs.RESOLVED_CONFIG
     if not config_path.is_file():
         raise ConfigError(f"{run} has no {runs.RESOLVED_CONFIG}; pass --data FILE.jsonl")
-    config = TrainConfig.model_validate(yaml.safe_load(config_path.read_text(encoding="utf-8")))
+    try:
+        config = TrainConfig.model_validate(read_yaml_mapping(config_path, "resolved config"))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, str(config_path), TrainConfig)) from None
     if config.data.dir is not None:
         return split_file(config.data.dir, split)
     if config.data.corpus is not None:

@@ -152,9 +152,16 @@ def publish(run: Path, name: str, repository: Path, version: str | None = None) 
         raise PublishError(f"{target} already exists; versions are immutable, publish under a new one")
     card = build_card(run, source, name, version)
     partial = target_root / f".{version}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial, ignore=shutil.ignore_patterns("training_args.bin"))
-    (partial / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (partial / "README.md").write_text(card_markdown(card), encoding="utf-8")
-    partial.rename(target)
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial, ignore=shutil.ignore_patterns("training_args.bin"))
+        (partial / "model_card.json").write_text(
+            json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (partial / "README.md").write_text(card_markdown(card), encoding="utf-8")
+        partial.rename(target)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = error.strerror or str(error)
+        raise PublishError(f"cannot write {target} (model repository {repository}): {reason}") from None
     return target
