@@ -83,6 +83,13 @@ def test_rating_labels(rating: object, key: str) -> None:
 
 def test_label_map_rule() -> None:
     assert build_label_map(["3", "10"]).ids == {"3": 3, "10": 10}
+    # Integers that cannot be class ids are numbered in numeric order, as names.
+    assert build_label_map(["1", "-1"]).ids == {"-1": 0, "1": 1}
+    big = label_key(1e30)
+    assert build_label_map([big, "2", "10"]).names == ["2", "10", big]
+    long_digits = "1" * 5000 + ".0"  # past Python's limit for converting digits to int
+    assert label_key(long_digits) == long_digits
+    assert label_key("+7.00") == "7"
     mapped = build_label_map(["pos", "neg", "1"])
     assert mapped.names == ["1", "neg", "pos"] and mapped.to_id("pos") == 2
 

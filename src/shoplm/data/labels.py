@@ -9,9 +9,10 @@ The rule, in this order:
   floats or numeric strings like ``"2"`` or ``"2.0"``) their decimal form, other strings
   themselves, stripped. A null or blank value is ``missing_label``; a list, an object or a
   fractional number is ``bad_label``.
-* After reading everything: when every key is an integer the ids are those integers;
-  otherwise the distinct keys are sorted and numbered from 0, and the card records them in
-  order as ``label_names`` (so ``neg``/``pos`` become 0/1).
+* After reading everything: when every key is an integer from 0 to ``MAX_CLASS_ID`` the ids
+  are those integers. Otherwise the distinct keys are sorted (integers by value, so ``-1``/``1``
+  become 0/1) and numbered from 0, and the card records them in order as ``label_names`` (so
+  ``neg``/``pos`` become 0/1).
 
 Training and evaluation read labels back with :func:`class_id_of`: an id, or a class name.
 """
@@ -26,6 +27,10 @@ from dataclasses import dataclass
 from shoplm.data.rows import DropReason
 
 _INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
+# Integer labels above this are not class ids (a classifier would need that many outputs).
+MAX_CLASS_ID = 9999
+# Longer digit strings stay text: Python refuses to convert very long ones, and no id is that long.
+_MAX_INTEGER_CHARS = 40
 RATING_LABEL_NAMES = ("negative", "positive")
 
 
@@ -45,8 +50,8 @@ def label_key(value: object, from_rating: bool = False) -> str | DropReason:
         return str(int(value)) if value.is_integer() else DropReason.BAD_LABEL
     if isinstance(value, str):
         text = value.strip()
-        if _INTEGRAL.fullmatch(text):
-            return str(int(float(text))) if "." in text else str(int(text))
+        if _INTEGRAL.fullmatch(text) and len(text) <= _MAX_INTEGER_CHARS:
+            return str(int(text.split(".")[0]))
         return text
     return DropReason.BAD_LABEL
 
@@ -82,9 +87,10 @@ class LabelMap:
 def build_label_map(keys: Iterable[str]) -> LabelMap:
     """The id of every key, following the module's rule."""
     distinct = set(keys)
-    if all(_INTEGRAL.fullmatch(key) for key in distinct):
+    integers = all(_INTEGRAL.fullmatch(key) for key in distinct)
+    if integers and all(0 <= int(key) <= MAX_CLASS_ID for key in distinct):
         return LabelMap(ids={key: int(key) for key in distinct}, names=None)
-    names = sorted(distinct)
+    names = sorted(distinct, key=int) if integers else sorted(distinct)
     return LabelMap(ids={key: index for index, key in enumerate(names)}, names=names)
 
 

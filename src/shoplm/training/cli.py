@@ -153,7 +153,7 @@ def evaluate(
     except _user_errors() as error:
         raise fail(str(error)) from None
     metrics = {"model": target, "data": resolved.data.name, **outcome.metrics}
-    report_dir = out or (resolved.run_dir / f"eval-{split or 'test' if data is None else resolved.data.stem}"
+    report_dir = out or (resolved.run_dir / f"eval-{(split or 'test') if data is None else resolved.data.stem}"
                          if resolved.run_dir else None)
     if report_dir is not None:
         probabilities = outcome.probabilities

@@ -225,7 +225,7 @@ def _tokenize(
     config: TrainConfig,
     pipeline: TextPipeline,
     paths: list[Path],
-    code: str,
+    code: str,  # only keys datasets' cache: see _code_fingerprint
 ) -> dict[str, list[Any]]:
     try:
         return _TOKENIZERS[config.task](batch, config, pipeline)
