@@ -406,6 +406,15 @@ def test_bad_training_data_exits_2_naming_the_problem(
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_length_that_leaves_no_room_for_text_is_a_config_error(tmp_path: Path, reviews_dir: Path) -> None:
+    # Only the trained tokenizer knows it adds [CLS] and [SEP], so this is found after training it.
+    config = tiny_config(tmp_path / "run", reviews_dir, preprocessing={"padding": {"max_length": 2}})
+
+    with pytest.raises(ConfigError, match=re.escape(
+            "preprocessing.padding: token limit 2 leaves no room for text: the tokenizer adds 2 special tokens")):
+        train(tmp_path, config)
+
+
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path: Path, reviews_dir: Path) -> None:
     # A learning rate this small cannot change a prediction, so accuracy never improves.
     config = tiny_config(tmp_path / "run", reviews_dir, training={

@@ -24,7 +24,7 @@ from shoplm.textproc.config import (
     SegmentConfig,
     TruncateConfig,
 )
-from shoplm.textproc.pipeline import EncodedBatch, TextPipeline
+from shoplm.textproc.pipeline import EncodedBatch, TextPipeline, TokenizerMismatchError
 from shoplm.textproc.truncate import TextTooLongError
 
 __all__ = [
@@ -35,5 +35,6 @@ __all__ = [
     "SegmentConfig",
     "TextPipeline",
     "TextTooLongError",
+    "TokenizerMismatchError",
     "TruncateConfig",
 ]

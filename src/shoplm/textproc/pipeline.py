@@ -112,6 +112,10 @@ def content_encoder(tokenizer: PreTrainedTokenizerBase) -> ContentEncoder:
     return lambda texts: [encode_with_masks(text) for text in texts]
 
 
+class TokenizerMismatchError(ValueError):
+    """The preprocessing asks for a length the tokenizer cannot give (no room for text, or too long)."""
+
+
 class TextPipeline:
     """Turns raw text into padded token ids: normalize, segment, truncate, tokenize, pad.
 
@@ -143,13 +147,13 @@ class TextPipeline:
             self._prefix, self._suffix = special_token_frame(tokenizer)
         special_count = len(self._prefix) + len(self._suffix)
         if self.token_limit <= special_count:
-            raise ValueError(
+            raise TokenizerMismatchError(
                 f"token limit {self.token_limit} leaves no room for text: the tokenizer adds "
                 f"{special_count} special tokens to each sequence"
             )
         model_max_length = tokenizer.model_max_length
         if self.config.padding.max_length > model_max_length:
-            raise ValueError(
+            raise TokenizerMismatchError(
                 f"padding.max_length={self.config.padding.max_length} exceeds the tokenizer's "
                 f"model_max_length={model_max_length}"
             )

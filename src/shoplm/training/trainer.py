@@ -27,7 +27,7 @@ from transformers.integrations import TensorBoardCallback
 
 from shoplm.config import ConfigError
 from shoplm.hardware import cpu_has_native_bf16
-from shoplm.textproc import PreprocessConfig, TextPipeline
+from shoplm.textproc import PreprocessConfig, TextPipeline, TokenizerMismatchError
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
 from shoplm.training.config import TrainConfig
@@ -190,7 +190,10 @@ def run_training(
         # The n-gram bag reads texts longer than the backbone's positions (which then sees their
         # head and tail), so the saved tokenizer must allow the preprocessing's length.
         tokenizer.model_max_length = max(tokenizer.model_max_length, preprocessing.padding.max_length)
-    pipeline = TextPipeline(preprocessing, tokenizer)
+    try:
+        pipeline = TextPipeline(preprocessing, tokenizer)
+    except TokenizerMismatchError as error:
+        raise ConfigError(f"preprocessing.padding: {error}") from None
     with args.main_process_first(desc="tokenizing"):
         train_set = build_split(config, files.train, pipeline, train=True, extra=files.extra_train)
         eval_set = build_split(config, files.validation, pipeline, train=False) if files.validation else None
