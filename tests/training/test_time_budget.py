@@ -60,7 +60,8 @@ def test_a_run_stops_when_its_budget_is_spent_with_the_rate_decayed(tmp_path: Pa
     result = run_training(load_train_config(write_config(tmp_path / "c.yaml", config)))
 
     (last,) = saved_steps(result.run_dir)  # the step that spent the budget is checkpointed
-    assert 10 < last < EPOCHS_CAP * 30
+    # Ended by the clock, well before the cap's steps; a busy machine fits fewer steps in 6 s.
+    assert 3 <= last < EPOCHS_CAP * 30
     assert (result.final_dir / "model.safetensors").is_file()
     record = json.loads((result.run_dir / f"checkpoint-{last}" / CHECKPOINT_FILE).read_text())
     assert record["elapsed_seconds"] >= record["budget_seconds"] == pytest.approx(6.0)

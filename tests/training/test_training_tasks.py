@@ -323,6 +323,10 @@ def test_label_smoothing_softens_the_classifier_loss(tmp_path: Path, reviews_dir
         ({"task": "rtd", "model": {"architecture": None, "from_pretrained": "x"}}, "task 'rtd' pretrains from scratch"),
         ({"task": "mlm", "training": {"label_smoothing": 0.1}}, "training.label_smoothing is for task 'classify'"),
         ({"training": {"label_smoothing": 1.0}}, "training.label_smoothing"),
+        ({"training": {"metric_for_best_model": "nonsense"}},
+         "training.metric_for_best_model 'nonsense' is not reported by task 'classify'; use one of loss, accuracy"),
+        ({"task": "mlm", "training": {"metric_for_best_model": "eval_accuracy"}},
+         "'eval_accuracy' is not reported by task 'mlm'; use one of loss"),
         ({"task": "mlm", "data": {"pack": True}}, "data.pack is for task 'clm'"),
         ({"model": {"architecture": None, "from_pretrained": "x"}}, "model.from_pretrained brings its own tokenizer"),
         ({"preprocessing": {"padding": {"max_length": 65}}},
@@ -412,6 +416,18 @@ def test_a_length_that_leaves_no_room_for_text_is_a_config_error(tmp_path: Path,
 
     with pytest.raises(ConfigError, match=re.escape(
             "preprocessing.padding: token limit 2 leaves no room for text: the tokenizer adds 2 special tokens")):
+        train(tmp_path, config)
+
+
+def test_roc_auc_as_the_watched_metric_needs_both_classes_in_validation(tmp_path: Path, reviews_dir: Path) -> None:
+    rows = [json.loads(line) for line in (reviews_dir / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
+    positives = tmp_path / "positives.jsonl"
+    positives.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows if row["label"] == 1),
+                         encoding="utf-8")
+    config = tiny_config(tmp_path / "run", reviews_dir, training={"metric_for_best_model": "roc_auc"})
+    config["data"] = {"train": [str(reviews_dir / "train.jsonl")], "validation": [str(positives)]}
+
+    with pytest.raises(ConfigError, match="the validation data holds one class, so it has no ROC-AUC"):
         train(tmp_path, config)
 
 

@@ -284,6 +284,7 @@ class TrainConfig(StrictModel):
             if is_set and self.task not in tasks:
                 named = " and ".join(repr(task) for task in tasks)
                 raise ValueError(f"{name} is for task{'s' if len(tasks) > 1 else ''} {named}, not {self.task!r}")
+        _check_best_model_metric(self.task, self.training.metric_for_best_model)
         if self.training.whole_word_masking and self.tokenizer is not None and self.tokenizer.kind != "wordpiece":
             raise ValueError("training.whole_word_masking needs tokenizer.kind 'wordpiece'")
         if self.task == "rtd" and spec.architecture is None:
@@ -308,6 +309,18 @@ class TrainConfig(StrictModel):
             )
             self.preprocessing = self.preprocessing.model_copy(update={"padding": fitted})
         return self
+
+
+# What an evaluation pass reports, per task: early stopping and the best-model pick watch one of them.
+EVAL_METRICS: dict[str, tuple[str, ...]] = {"classify": ("loss", "accuracy", "f1", "roc_auc")}
+
+
+def _check_best_model_metric(task: str, metric: str) -> None:
+    known = EVAL_METRICS.get(task, ("loss",))
+    if metric.removeprefix("eval_") not in known:
+        raise ValueError(
+            f"training.metric_for_best_model {metric!r} is not reported by task {task!r}; use one of {', '.join(known)}"
+        )
 
 
 def load_train_config(path: Path, overrides: dict[str, object] | None = None) -> TrainConfig:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from datasets import Dataset
 from transformers import (
     EarlyStoppingCallback,
     EvalPrediction,
@@ -152,6 +153,16 @@ def run_preprocessing(config: TrainConfig) -> PreprocessConfig:
     return config.preprocessing
 
 
+def _check_watched_metric(config: TrainConfig, eval_set: Dataset | None) -> None:
+    """ROC-AUC needs both classes in validation; without, transformers stops at the first evaluation."""
+    watched = config.training.metric_for_best_model.removeprefix("eval_")
+    if watched == "roc_auc" and eval_set is not None and len(set(eval_set["labels"])) < 2:
+        raise ConfigError(
+            "training.metric_for_best_model is roc_auc, but the validation data holds one class, so it has "
+            "no ROC-AUC; use accuracy or loss, or validate on data with every class"
+        )
+
+
 def classification_scores(prediction: EvalPrediction) -> dict[str, float]:
     """Accuracy, F1 and ROC-AUC of an evaluation pass, for logs and early stopping."""
     from shoplm.evaluation.metrics import classification_metrics
@@ -197,6 +208,7 @@ def run_training(
     with args.main_process_first(desc="tokenizing"):
         train_set = build_split(config, files.train, pipeline, train=True, extra=files.extra_train)
         eval_set = build_split(config, files.validation, pipeline, train=False) if files.validation else None
+    _check_watched_metric(config, eval_set)
     if args.process_index == 0:
         runs.write_start(run_dir, config, files.content_hash(), args, command or [])
     set_seed(config.seed)  # the model's initial weights do not depend on how much data was read
