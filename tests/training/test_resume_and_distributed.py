@@ -72,6 +72,20 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path: Path, reviews_di
     assert "nothing to resume" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_resuming_from_another_models_checkpoint_is_a_clear_error(tmp_path: Path, reviews_dir: Path) -> None:
+    narrow = tiny_config(tmp_path / "narrow", reviews_dir, training={"max_steps": 3})
+    run = run_training(load_train_config(write_config(tmp_path / "narrow.yaml", narrow))).run_dir
+    checkpoint = run / "checkpoint-3"
+    wide = tiny_config(tmp_path / "wide", reviews_dir, model={"hidden_size": 64})
+
+    done = shoplm("train", str(write_config(tmp_path / "wide.yaml", wide)), "--resume-from", str(checkpoint),
+                  cwd=tmp_path)
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot resume from {checkpoint}: it holds another model (" in done.stderr
+    assert "is [32] there and [64] in this config's model" in done.stderr
+
+
 def test_a_finished_run_without_checkpoints_is_not_trained_over_by_accident(tmp_path: Path, reviews_dir: Path) -> None:
     config = tiny_config(tmp_path / "run", reviews_dir, training={"eval_strategy": "no", "save_strategy": "no"})
     path = write_config(tmp_path / "c.yaml", config)

@@ -141,3 +141,28 @@ def read_info(run_dir: Path) -> dict[str, Any]:
 def _update_info(run_dir: Path, fields: dict[str, Any]) -> None:
     info = read_info(run_dir) | fields
     (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def check_checkpoint_fits(checkpoint: Path, model: torch.nn.Module) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (another config's run, say).
+
+    Reads only the safetensors header. Weights the checkpoint leaves out (tied ones) are fine;
+    a weight of another shape, or a checkpoint without any of the model's weights, is not.
+    """
+    from safetensors import safe_open
+
+    weights = checkpoint / "model.safetensors"
+    if not weights.is_file():  # an adapter-only (LoRA) or sharded checkpoint: transformers checks it
+        return
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    with safe_open(str(weights), framework="pt") as saved:
+        shapes = {name: tuple(saved.get_slice(name).get_shape()) for name in saved.keys()}  # noqa: SIM118
+    shared = expected.keys() & shapes.keys()
+    wrong = sorted(name for name in shared if expected[name] != shapes[name])
+    if not shared or wrong:
+        detail = (
+            f"{wrong[0]} is {list(shapes[wrong[0]])} there and {list(expected[wrong[0]])} in this config's model"
+            + (f", and {len(wrong) - 1} more weights differ" if len(wrong) > 1 else "")
+            if wrong else "none of its weights has a name of this config's model"
+        )
+        raise RunDirectoryError(f"cannot resume from {checkpoint}: it holds another model ({detail})")

@@ -218,6 +218,8 @@ def run_training(
     if args.fsdp_plugin_args is not None and (units := fsdp_unit_classes(model)):
         args.fsdp_plugin_args["transformer_cls_names_to_wrap"] = ",".join(units)
     checkpoint = (runs.checkpoints(run_dir)[-1] if resume is True else Path(resume)) if resume else None
+    if checkpoint is not None:
+        runs.check_checkpoint_fits(checkpoint, model)
     time_budget = None
     if (minutes := config.training.time_budget_minutes) is not None:
         spec = config.training
