@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoplm.config import ConfigError, load_serve_config
+from tests.helpers.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,6 +110,7 @@ def test_a_bad_log_level_in_the_environment_is_named(tmp_path: Path, monkeypatch
         ("models:\n  - {name: m, task: embed, preprocessing: {truncate: {head_fraction: 1.5}}}\n",
          ["models.0.preprocessing.truncate.head_fraction"]),
         ("server: {port: 99999}\n", ["server.port", "65535"]),
+        ("server: {port: 9000, grpc_port: 9000}\n", ["port and grpc_port are both 9000"]),
         ("- just\n- a list\n", ["mapping"]),
         ("models: [\n", ["not valid YAML"]),
     ],
@@ -143,6 +146,39 @@ def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "models.0.task" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "70000"], "--port: Input should be less than or equal to 65535"),
+        (["--grpc-port", "-1"], "--grpc-port: Input should be greater than or equal to 0"),
+        (["--port", "9000", "--grpc-port", "9000"], "port and grpc_port are both 9000"),
+    ],
+)
+def test_serve_options_are_checked_like_the_config(tmp_path: Path, options: list[str], message: str) -> None:
+    path = write(tmp_path, "models: []\n")
+
+    result = subprocess.run([sys.executable, "-m", "shoplm", "serve", "--config", str(path), *options],
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_grpc_port_in_use_is_named_and_the_server_exits(tmp_path: Path) -> None:
+    path = write(tmp_path, "models: []\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "shoplm", "serve", "--config", str(path), "--port", str(free_port()),
+             "--grpc-port", str(port)], capture_output=True, text=True, timeout=60,
+        )
+
+    assert result.returncode == 3
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_every_cli_verb_has_help() -> None:

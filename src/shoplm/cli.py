@@ -12,7 +12,7 @@ import typer
 from shoplm import __version__
 
 if TYPE_CHECKING:
-    from shoplm.config import ServeConfig
+    from shoplm.config import ServeConfig, ServerConfig
 
 # No model hub here: every model comes from a package or a local path, so never try the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,14 +67,33 @@ def serve(
     ] = None,
 ) -> None:
     """Run the model server (OpenAI + KServe v2 over HTTP, KServe v2 over gRPC)."""
-    from shoplm.serving.server import run
+    from shoplm.serving.server import ListenError, run
 
     serve_config = _load_serve_config(config)
-    server = serve_config.server
-    server.host = host or server.host
-    server.port = server.port if port is None else port
-    server.grpc_port = server.grpc_port if grpc_port is None else grpc_port
-    run(serve_config, config.resolve())
+    options = {"host": host, "port": port, "grpc_port": grpc_port}
+    serve_config.server = _with_options(serve_config.server, {k: v for k, v in options.items() if v is not None})
+    try:
+        run(serve_config, config.resolve())
+    except ListenError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(3) from None  # uvicorn's exit code when the HTTP port cannot be opened
+
+
+def _with_options(server: ServerConfig, options: dict[str, object]) -> ServerConfig:
+    """The config's server section with the command-line options applied, validated like the file."""
+    from pydantic import ValidationError
+
+    from shoplm.config import ServerConfig
+
+    try:
+        return ServerConfig.model_validate({**server.model_dump(), **options})
+    except ValidationError as error:
+        problems = []
+        for entry in error.errors():
+            field = "--" + str(entry["loc"][0]).replace("_", "-") if entry["loc"] else "options"
+            problems.append(f"{field}: {entry['msg'].removeprefix('Value error, ')}")
+        typer.echo("error: " + "; ".join(problems), err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("check-config")

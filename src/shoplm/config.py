@@ -201,6 +201,12 @@ class ServerConfig(StrictModel):
     watch_config: bool = Field(False, description="Reload the models when this file changes.")
     watch_interval_s: float = Field(2.0, gt=0, description="How often the file is checked.")
 
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ServerConfig:
+        if self.port and self.port == self.grpc_port:
+            raise ValueError(f"port and grpc_port are both {self.port}; HTTP and gRPC each need a port of their own")
+        return self
+
 
 class ServeConfig(StrictModel):
     """The model server's configuration file (``configs/serve.yaml``)."""

@@ -27,6 +27,10 @@ from shoplm.serving.state import ServerState
 logger = logging.getLogger(__name__)
 
 
+class ListenError(RuntimeError):
+    """A listener could not open its port; the message names the address."""
+
+
 class _HttpServer(uvicorn.Server):
     """uvicorn's server, telling us when a signal asks it to stop."""
 
@@ -72,7 +76,13 @@ async def serve(config: ServeConfig, config_path: Path | None = None) -> None:
     )
     grpc_server = None
     if config.server.grpc_port:
-        grpc_server = create_grpc_server(state, config.server.host, config.server.grpc_port)
+        try:
+            grpc_server = create_grpc_server(state, config.server.host, config.server.grpc_port)
+        except RuntimeError as error:  # grpc's way of saying the port is taken or the host is not ours
+            raise ListenError(
+                f"cannot listen for gRPC on {config.server.host}:{config.server.grpc_port} (in use, or not an "
+                "address of this machine); pick another --grpc-port, or 0 for no gRPC"
+            ) from error
         await grpc_server.start()
         logger.info("grpc listening", extra={"host": config.server.host, "port": config.server.grpc_port})
     loading = asyncio.create_task(state.registry.load_startup_models())
