@@ -28,7 +28,8 @@ def lexicon_file(tmp_path: Path) -> Path:
         "空气炸锅\n"
         "ＡＩＲ fryer\n"
         "Lumio 300 nz\n"
-        "蓝牙耳机 5\n",
+        "蓝牙耳机 5\n"
+        "\x00\x01\n",  # nothing left after normalization
         encoding="utf-8",
     )
     return path
@@ -43,7 +44,7 @@ def test_lexicon_entries_are_parsed_and_normalized(lexicon_file: Path) -> None:
         ("AIR fryer", None, None),
         ("Lumio", 300, "nz"),
     ]
-    assert lexicon.duplicates == 1
+    assert lexicon.duplicates == 1 and lexicon.empty == 1
 
 
 def test_outputs_are_a_jieba_dictionary_and_added_tokens(lexicon_file: Path, tmp_path: Path) -> None:
@@ -55,6 +56,7 @@ def test_outputs_are_a_jieba_dictionary_and_added_tokens(lexicon_file: Path, tmp
     assert [token["content"] for token in tokens] == ["七天无理由退货", "蓝牙耳机", "空气炸锅", "AIR fryer", "Lumio"]
     assert [token["single_word"] for token in tokens] == [False, False, False, True, True]
     assert summary["terms"] == 5 and summary["jieba_terms"] == 4 and summary["source"] == "words.txt"
+    assert summary["empty_lines"] == 1
 
 
 def test_jieba_keeps_lexicon_terms_whole(lexicon_file: Path, tmp_path: Path) -> None:

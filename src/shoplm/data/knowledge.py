@@ -13,7 +13,8 @@ A last word that is a jieba part-of-speech tag (``n``, ``nz``, ``v``, ``eng``, .
 as the tag, and a number before it (or last) as the frequency, so a term cannot end in a
 separate number or tag-like word; other words belong to the term (``air fryer``). Terms are
 normalized with the data pipeline's normalization, so they match the prepared text; the
-first occurrence of a term wins.
+first occurrence of a term wins, and a line that normalization empties (control characters)
+is counted and skipped.
 
 Outputs: ``jieba_userdict.txt`` (for `SegmentConfig.user_dict`; terms with spaces are left
 out because jieba splits text at spaces before it looks words up) and ``added_tokens.json``
@@ -63,10 +64,11 @@ class LexiconEntry:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """The entries of a lexicon file and how many lines repeated an earlier term."""
+    """The entries of a lexicon file, and how many lines repeated an earlier term or held none."""
 
     entries: list[LexiconEntry]
     duplicates: int
+    empty: int = 0  # lines whose term normalization leaves empty (control characters, say)
 
 
 def read_lexicon(path: Path, normalize: NormalizeConfig | None = None) -> Lexicon:
@@ -80,7 +82,7 @@ def read_lexicon(path: Path, normalize: NormalizeConfig | None = None) -> Lexico
     except UnicodeDecodeError as error:
         raise InputFileError(f"lexicon {name}: not UTF-8 text ({error})") from None
     entries: dict[str, LexiconEntry] = {}
-    duplicates = 0
+    duplicates = empty = 0
     for line in lines:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -89,11 +91,14 @@ def read_lexicon(path: Path, normalize: NormalizeConfig | None = None) -> Lexico
         tag = words.pop() if len(words) > 1 and words[-1] in POS_TAGS else None
         freq = int(words.pop()) if len(words) > 1 and words[-1].isascii() and words[-1].isdigit() else None
         term = normalize_text(" ".join(words), normalize)
+        if not term:
+            empty += 1
+            continue
         if term in entries:
             duplicates += 1
             continue
         entries[term] = LexiconEntry(term=term, freq=freq, tag=tag)
-    return Lexicon(entries=list(entries.values()), duplicates=duplicates)
+    return Lexicon(entries=list(entries.values()), duplicates=duplicates, empty=empty)
 
 
 def jieba_userdict_lines(lexicon: Lexicon) -> list[str]:
@@ -149,6 +154,7 @@ def write_lexicon_outputs(path: Path, out_dir: Path, normalize: NormalizeConfig 
         "source": display_name(path),
         "terms": len(lexicon.entries),
         "duplicate_lines": lexicon.duplicates,
+        "empty_lines": lexicon.empty,
         "jieba_userdict": JIEBA_USERDICT,
         "jieba_terms": len(jieba_lines),
         "added_tokens": ADDED_TOKENS,
