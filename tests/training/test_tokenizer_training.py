@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,28 @@ def test_causal_bpe_starts_each_text_with_bos_and_encoder_bpe_wraps_it() -> None
     assert ids[0] == causal.bos_token_id and len(ids) > 1 and causal.eos_token_id not in ids
     wrapped = encoder("mouse")["input_ids"]
     assert wrapped[0] == encoder.bos_token_id and wrapped[-1] == encoder.eos_token_id
+
+
+def test_lexicon_terms_stay_whole_and_a_wrong_file_is_named(tmp_path: Path) -> None:
+    from shoplm.config import ConfigError
+    from shoplm.training.config import TokenizerSpec
+    from shoplm.training.tokenizer_training import train_tokenizer
+
+    texts = ["蓝牙耳机音质很好", "空气炸锅很好用", "耳机坏了"] * 5
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("# retail terms\n蓝牙耳机 3000 n\n空气炸锅\n", encoding="utf-8")
+    spec = TokenizerSpec(kind="wordpiece", vocab_size=300, min_frequency=1, added_tokens_file=lexicon)
+
+    tokenizer = train_tokenizer(spec, texts, causal=False)
+
+    added = tokenizer.get_added_vocab()
+    ids = tokenizer("很好的蓝牙耳机, 空气炸锅", add_special_tokens=False)["input_ids"]
+    assert ids[-3:] == [added["蓝牙耳机"], tokenizer.convert_tokens_to_ids(","), added["空气炸锅"]]
+    data = tmp_path / "reviews.jsonl"
+    data.write_text('{"text": "好"}\n', encoding="utf-8")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe")
+    for path, message in ((data, "a .jsonl data file, not an added_tokens.json or a lexicon"),
+                          (binary, "lexicon binary.txt: not UTF-8 text"), (tmp_path / "missing.txt", "no such file")):
+        with pytest.raises(ConfigError, match=re.escape(f"tokenizer.added_tokens_file {path}: {message}")):
+            train_tokenizer(spec.model_copy(update={"added_tokens_file": path}), texts, causal=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from shoplm.config import ConfigError
 from shoplm.training.config import TokenizerSpec
 
 WORDPIECE_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
@@ -110,14 +111,27 @@ def _bpe(spec: TokenizerSpec, texts: Iterable[str], *, causal: bool) -> tuple[To
 
 def read_added_tokens(path: Path) -> list[str | AddedToken]:
     """Terms that must stay whole: an ``added_tokens.json`` from ``shoplm data prepare --lexicon``,
-    or a lexicon file itself (one term a line, jieba user-dictionary format)."""
-    from shoplm.data import load_added_tokens, read_lexicon
+    or a lexicon file itself (one term a line, jieba user-dictionary format).
 
+    Raises ConfigError naming ``tokenizer.added_tokens_file`` when the file is neither.
+    """
+    from shoplm.data import DataPrepError, load_added_tokens, read_lexicon
+
+    field = f"tokenizer.added_tokens_file {path}"
     if not path.is_file():
-        raise FileNotFoundError(f"added tokens file not found: {path}")
+        raise ConfigError(f"{field}: no such file")
+    if path.suffix in _DATA_SUFFIXES:
+        raise ConfigError(f"{field}: a {path.suffix} data file, not an added_tokens.json or a lexicon (a term a line)")
     if path.suffix == ".json":
         try:
             return list(load_added_tokens(path))
         except (ValueError, TypeError) as error:
-            raise ValueError(f"{path}: not an added_tokens.json written by shoplm data prepare ({error})") from None
-    return [entry.term for entry in read_lexicon(path).entries]
+            raise ConfigError(f"{field}: not an added_tokens.json written by shoplm data prepare ({error})") from None
+    try:
+        return [entry.term for entry in read_lexicon(path).entries]
+    except DataPrepError as error:
+        raise ConfigError(f"{field}: {error}") from None
+
+
+# Data files a user might point at by mistake: read as a lexicon, each line would become a token.
+_DATA_SUFFIXES = frozenset((".jsonl", ".csv", ".tsv", ".parquet", ".gz"))
