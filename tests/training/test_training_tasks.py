@@ -241,6 +241,12 @@ def test_chat_rows_that_cannot_train_are_counted_or_named(
             "chat.jsonl, row 3: the last chat message must be the assistant's answer, got 'user'")):
         train(tmp_path, {**config, "output_dir": str(tmp_path / "run2")})
 
+    rows[2]["messages"] = "hello"  # not a list of messages; the tokenizer is trained before the rows are checked
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=re.escape(
+            "chat.jsonl, row 3: chat rows need a non-empty list of {role, content} messages")):
+        train(tmp_path, {**config, "output_dir": str(tmp_path / "run3")})
+
 
 def test_classify_rows_without_text_are_skipped_and_counted(
     tmp_path: Path, reviews_dir: Path, caplog: pytest.LogCaptureFixture

@@ -133,12 +133,19 @@ def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeli
         rows = _load(path)
         chat = path in files.train and data.messages_field in rows.column_names and field not in rows.column_names
         for row in _checked_columns(path, rows, [data.messages_field if chat else field]):
-            texts = [m.get("content", "") for m in row[data.messages_field]] if chat else [row[field]]
+            texts = _message_texts(row[data.messages_field]) if chat else [row[field]]
             for text in texts:
                 if seen >= limit:
                     return
                 seen += 1
                 yield pipeline.clean(str(text or ""))
+
+
+def _message_texts(messages: Any) -> list[str]:
+    """The contents of a chat row's messages; a malformed row gives none (tokenizing names it)."""
+    if not isinstance(messages, list):
+        return []
+    return [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
 
 
 def _checked_columns(path: Path, rows: Dataset, fields: list[str]) -> Dataset:
