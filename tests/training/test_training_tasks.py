@@ -386,6 +386,9 @@ def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, rev
         ({"train": ["CORRUPT"], "validation": ["CORRUPT"]}, "not valid JSON lines"),
         ({"train": ["EMPTY"], "validation": ["CORRUPT"]}, "empty.jsonl: the file holds no rows"),
         ({"train": ["BLANK"], "validation": ["CORRUPT"]}, "blank.txt: the file holds no rows"),
+        ({"train": ["NUMBERS"], "validation": ["CORRUPT"]}, "numbers.jsonl: column 'text' holds int64, not text"),
+        ({"train": ["MIXED"], "validation": ["CORRUPT"]}, "mixed.jsonl: column 'text' holds values of mixed types"),
+        ({"train": ["BINARY"], "validation": ["CORRUPT"]}, "binary.txt: not UTF-8 text"),
     ],
 )
 def test_bad_training_data_exits_2_naming_the_problem(
@@ -398,7 +401,13 @@ def test_bad_training_data_exits_2_naming_the_problem(
         "CORRUPT": tmp_path / "corrupt.jsonl",
         "EMPTY": tmp_path / "empty.jsonl",
         "BLANK": tmp_path / "blank.txt",
+        "NUMBERS": tmp_path / "numbers.jsonl",
+        "MIXED": tmp_path / "mixed.jsonl",
+        "BINARY": tmp_path / "binary.txt",
     }
+    files["NUMBERS"].write_text('{"text": 5, "label": 1}\n' * 4, encoding="utf-8")
+    files["MIXED"].write_text('{"text": "好", "label": 1}\n{"text": ["好"], "label": 0}\n', encoding="utf-8")
+    files["BINARY"].write_bytes(b"\xff\xfe\x00\x81\n" * 4)
     files["NOCOLUMN"].write_text('{"review": "好", "label": 1}\n' * 4, encoding="utf-8")
     files["BADLABEL"].write_text('{"text": "好", "label": 7}\n' * 4, encoding="utf-8")
     files["CORRUPT"].write_text('{"text": "好", "label": 1}\n{"text": \n', encoding="utf-8")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from datasets import Dataset, concatenate_datasets, load_dataset
+from datasets import Dataset, Value, concatenate_datasets, load_dataset
 from transformers import PreTrainedTokenizerBase
 
 from shoplm import textproc
@@ -112,11 +112,14 @@ def label_names_for(config: TrainConfig, files: DataFiles) -> list[str]:
     return list(config.model.label_names)
 
 
-def read_rows(paths: list[Path], fields: list[str]) -> Dataset:
-    """The rows of ``paths`` as one Dataset holding ``fields`` (text files give a ``text`` column)."""
+def read_rows(paths: list[Path], fields: list[str], text_field: str | None = None) -> Dataset:
+    """The rows of ``paths`` as one Dataset holding ``fields`` (text files give a ``text`` column).
+
+    ``text_field``, one of the fields, must hold strings in every file.
+    """
     parts = []
     for path in paths:
-        parts.append(_checked_columns(path, _load(path), fields))
+        parts.append(_checked_columns(path, _load(path), fields, text_field))
     if not parts:
         raise TrainingDataError("no data files given")
     return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
@@ -132,7 +135,8 @@ def texts_for_tokenizer(files: DataFiles, data: DataConfig, pipeline: TextPipeli
         field = "text" if path.suffix == ".txt" else data.text_field
         rows = _load(path)
         chat = path in files.train and data.messages_field in rows.column_names and field not in rows.column_names
-        for row in _checked_columns(path, rows, [data.messages_field if chat else field]):
+        columns = [data.messages_field] if chat else [field]
+        for row in _checked_columns(path, rows, columns, None if chat else field):
             texts = _message_texts(row[data.messages_field]) if chat else [row[field]]
             for text in texts:
                 if seen >= limit:
@@ -148,25 +152,34 @@ def _message_texts(messages: Any) -> list[str]:
     return [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
 
 
-def _checked_columns(path: Path, rows: Dataset, fields: list[str]) -> Dataset:
-    """``rows`` narrowed to ``fields``, or an error naming the missing ones and the columns there are."""
+def _checked_columns(path: Path, rows: Dataset, fields: list[str], text_field: str | None = None) -> Dataset:
+    """``rows`` narrowed to ``fields``, or an error naming the missing ones and the columns there are.
+
+    ``text_field`` must be a column of strings (nulls allowed): numbers or lists would otherwise
+    be trained on as their printed form.
+    """
     missing = [field for field in fields if field not in rows.column_names]
     if missing:
         raise TrainingDataError(
             f"{path}: no column {', '.join(map(repr, missing))}; its columns are {', '.join(rows.column_names)}"
         )
+    if text_field is not None:
+        feature = rows.features[text_field]
+        if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string", "null")):
+            held = feature.dtype if isinstance(feature, Value) else "values of mixed types"
+            raise TrainingDataError(f"{path}: column {text_field!r} holds {held}, not text: every row needs a string")
     return rows.select_columns(fields)
 
 
 def _load(path: Path) -> Dataset:
     """One file as a Dataset (Arrow, memory-mapped from the datasets cache)."""
-    if path.suffix == ".txt":
-        return load_dataset("text", data_files=str(path), split="train")
+    kind = "text" if path.suffix == ".txt" else "json"
     try:
-        return load_dataset("json", data_files=str(path), split="train")
+        return load_dataset(kind, data_files=str(path), split="train")
     except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in several types
         cause = error.__cause__ or error
-        raise TrainingDataError(f"{path}: not valid JSON lines ({type(cause).__name__}: {cause})") from None
+        what = "UTF-8 text" if kind == "text" else "valid JSON lines"
+        raise TrainingDataError(f"{path}: not {what} ({type(cause).__name__}: {cause})") from None
 
 
 def _has_content(path: Path) -> bool:
@@ -184,7 +197,7 @@ def build_split(
     if config.task == "chat":
         rows = read_rows(paths, [data.messages_field])
     elif config.task == "classify":
-        rows = read_rows(paths, [data.text_field, data.label_field])
+        rows = read_rows(paths, [data.text_field, data.label_field], text_field=data.text_field)
     else:
         rows = _text_rows(sources, data.text_field)
     if limit is not None:
@@ -255,7 +268,7 @@ def _text_rows(paths: list[Path], text_field: str) -> Dataset:
     parts = []
     for path in paths:
         field = "text" if path.suffix == ".txt" else text_field
-        part = read_rows([path], [field])
+        part = read_rows([path], [field], text_field=field)
         parts.append(part.rename_column(field, "text") if field != "text" else part)
     return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
