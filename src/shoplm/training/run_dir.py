@@ -159,10 +159,12 @@ def check_checkpoint_fits(checkpoint: Path, model: torch.nn.Module) -> None:
         shapes = {name: tuple(saved.get_slice(name).get_shape()) for name in saved.keys()}  # noqa: SIM118
     shared = expected.keys() & shapes.keys()
     wrong = sorted(name for name in shared if expected[name] != shapes[name])
-    if not shared or wrong:
-        detail = (
-            f"{wrong[0]} is {list(shapes[wrong[0]])} there and {list(expected[wrong[0]])} in this config's model"
-            + (f", and {len(wrong) - 1} more weights differ" if len(wrong) > 1 else "")
-            if wrong else "none of its weights has a name of this config's model"
-        )
-        raise RunDirectoryError(f"cannot resume from {checkpoint}: it holds another model ({detail})")
+    if not shared:
+        detail = "none of its weights has a name of this config's model"
+    elif wrong:
+        first = wrong[0]
+        detail = f"{first} is {list(shapes[first])} there and {list(expected[first])} in this config's model"
+        detail += f", and {len(wrong) - 1} more weights differ" if len(wrong) > 1 else ""
+    else:
+        return
+    raise RunDirectoryError(f"cannot resume from {checkpoint}: it holds another model ({detail})")
