@@ -118,6 +118,7 @@ def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_p
         (["eval", "RUN", "--split", "dev"], "--split must be one of"),
         (["eval", "RUN", "--split", "test", "--data", "BAD"], "give --split or --data, not both"),
         (["eval", "MODEL", "--split", "test"], "is a model, not a run: it has no splits"),
+        (["eval", "RUN", "--out", "BAD"], "report directory {BAD} is a file; give --out a directory"),
         (["publish", "NOT_A_RUN", "--as", "sentiment"], "holds no trained model"),
         (["publish", "RUN", "--as", "bad name!", "--repository", "repo"], "name 'bad name!' is not valid"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "../x"], "version '../x' is not valid"),

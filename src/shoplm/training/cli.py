@@ -147,6 +147,8 @@ def evaluate(
     from shoplm.evaluation.report import load_log_history, write_report
     from shoplm.training.eval_target import resolve_eval_target
 
+    if out is not None:
+        _check_report_dir(out)  # before the evaluation, not after it
     try:
         resolved = resolve_eval_target(target, split, data, repository)
         outcome = run_evaluation(resolved.model_dir, resolved.data, batch_size=batch_size)
@@ -157,6 +159,7 @@ def evaluate(
                          if resolved.run_dir else None)
     if report_dir is not None:
         probabilities = outcome.probabilities
+        _check_report_dir(report_dir)
         write_report(
             report_dir, metrics, labels=outcome.labels if probabilities is not None else None,
             probabilities=probabilities, title=f"{target} on {resolved.data.name}",
@@ -169,6 +172,16 @@ def evaluate(
         typer.echo(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
     if report_dir is not None:
         typer.echo(f"      report: {report_dir / 'eval_report.html'}")
+
+
+def _check_report_dir(directory: Path) -> None:
+    """Create the report directory, or exit 2 saying why it cannot be."""
+    if directory.exists() and not directory.is_dir():
+        raise fail(f"report directory {directory} is a file; give --out a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise fail(f"cannot create the report directory {directory}: {error.strerror or error}") from None
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
