@@ -138,6 +138,11 @@ def test_output_path_that_is_a_file_exits_2(tmp_path: Path, reviews_csv: Path) -
     result = runner.invoke(data_app, ["prepare", "--input", str(reviews_csv), "--out", str(reviews_csv)])
     assert result.exit_code == 2 and "output reviews.csv exists and is not a directory" in result.stderr
 
+    below_a_file = reviews_csv / "out"  # a directory cannot be made inside a file
+    result = runner.invoke(data_app, ["prepare", "--input", str(reviews_csv), "--out", str(below_a_file)])
+    assert result.exit_code == 2
+    assert f"cannot create the output directory {below_a_file}: Not a directory" in result.stderr
+
 
 def test_unknown_extension_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "data.xml"

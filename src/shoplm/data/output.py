@@ -29,7 +29,10 @@ def make_output_dir(directory: Path) -> None:
     """Create `directory` (and parents); DataPrepError when a file is in the way."""
     if directory.exists() and not directory.is_dir():
         raise DataPrepError(f"output {directory.name} exists and is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataPrepError(f"cannot create the output directory {directory}: {error.strerror or error}") from None
 
 
 def split_filename(split: str) -> str:
