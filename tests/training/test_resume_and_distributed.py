@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,17 @@ def test_resuming_from_another_models_checkpoint_is_a_clear_error(tmp_path: Path
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"cannot resume from {checkpoint}: it holds another model (" in done.stderr
     assert "is [32] there and [64] in this config's model" in done.stderr
+
+
+def test_a_run_directory_that_cannot_be_made_is_named(tmp_path: Path, reviews_dir: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a run\n")
+    for run_dir, message in ((a_file, f"the run directory {a_file} is a file"),
+                             (a_file / "run", f"cannot create the run directory {a_file / 'run'}: Not a directory")):
+        config = write_config(tmp_path / "c.yaml", tiny_config(run_dir, reviews_dir))
+        with pytest.raises(RunDirectoryError, match=re.escape(message)):
+            run_training(load_train_config(config))
+    assert a_file.read_text() == "not a run\n"
 
 
 def test_a_finished_run_without_checkpoints_is_not_trained_over_by_accident(tmp_path: Path, reviews_dir: Path) -> None:

@@ -51,6 +51,8 @@ def check_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> lis
 
     ``resume`` is True (the run's newest checkpoint) or a checkpoint directory. Changes nothing.
     """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(f"the run directory {run_dir} is a file; give output_dir a directory")
     existing = checkpoints(run_dir) if run_dir.is_dir() else []
     if isinstance(resume, Path):
         if not (resume / "trainer_state.json").is_file():
@@ -78,7 +80,10 @@ def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> N
         # Only what a run writes goes; a stale tokenizer or checkpoint must not leak into the new run.
         for path in [*existing, *(run_dir / name for name in OWNED_DIRS)]:
             shutil.rmtree(path, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirectoryError(f"cannot create the run directory {run_dir}: {error.strerror or error}") from None
 
 
 def git_commit(cwd: Path | None = None) -> dict[str, Any]:
