@@ -74,6 +74,13 @@ def test_unreachable_server_is_model_server_unavailable() -> None:
     assert str(error.value).startswith("model server unreachable: ")  # no status code to show
 
 
+@pytest.mark.parametrize("url", ["localhost:8100", "ftp://host", "http://", ""])
+def test_a_base_url_that_is_not_http_is_refused_at_once(url: str) -> None:
+    for client_class in (ModelClient, AsyncModelClient):
+        with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL with a host"):
+            client_class(url)
+
+
 def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> None:
     with GrpcModelClient(tiny_server.grpc_address) as client:
         vectors = client.embed("embed", ["red shoes", "blue shirt"])

@@ -125,7 +125,9 @@ def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_p
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--version", "latest"], "'latest' is reserved"),
         (["publish", "RUN", "--as", "ok", "--repository", "BAD"], "model repository {BAD}): Not a directory"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "localhost:8100"],
-         "--server must be an http:// or https:// URL"),
+         "--server: base_url must be an http:// or https:// URL with a host"),
+        (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "http://"],
+         "--server: base_url must be an http:// or https:// URL with a host"),
     ],
 )
 def test_bad_eval_and_publish_inputs_exit_2_with_a_message(

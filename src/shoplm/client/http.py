@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -110,12 +111,21 @@ def _sse_text(line: str) -> str | None:
     return str(choice.get("delta", {}).get("content") or choice.get("text") or "")
 
 
+def checked_base_url(base_url: str) -> str:
+    """The server's URL without a trailing slash; ValueError for one that is not http(s)://host."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8100; "
+                         f"got {base_url!r}")
+    return base_url.rstrip("/")
+
+
 class ModelClient:
     """Synchronous client for the model server's HTTP API."""
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout,
+            base_url=checked_base_url(base_url), headers=_headers(api_key), timeout=timeout,
             transport=RetryTransport(retry=_retry(max_retries)),
         )
 
@@ -186,7 +196,7 @@ class AsyncModelClient:
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout,
+            base_url=checked_base_url(base_url), headers=_headers(api_key), timeout=timeout,
             transport=RetryTransport(retry=_retry(max_retries)),
         )
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 
@@ -202,8 +201,13 @@ def publish(
     from shoplm.training.eval_target import default_repository
     from shoplm.training.publish import publish as publish_run
 
-    if server and urlsplit(server).scheme not in ("http", "https"):
-        raise fail(f"--server must be an http:// or https:// URL, got {server!r}")  # checked before publishing
+    if server:
+        from shoplm.client.http import checked_base_url
+
+        try:
+            checked_base_url(server)  # before publishing, not after
+        except ValueError as error:
+            raise fail(f"--server: {error}") from None
     try:
         target = publish_run(run, name, repository or default_repository(), version)
     except (*_user_errors(), ValueError) as error:  # type: ignore[misc]
