@@ -19,8 +19,9 @@ SERVED = ("embed", "classify", "fill", "gen")
 @schemathesis.hook
 def before_call(context: Any, case: schemathesis.Case, **kwargs: Any) -> None:
     chooser = random.Random(repr(case.body) + repr(case.path_parameters))
-    if case.path_parameters and "model_name" in case.path_parameters and chooser.random() < 0.8:
-        case.path_parameters["model_name"] = chooser.choice(SERVED)
+    for parameter in ("model_name", "name"):  # the inference routes' and the admin routes' model
+        if case.path_parameters and parameter in case.path_parameters and chooser.random() < 0.8:
+            case.path_parameters[parameter] = chooser.choice(SERVED)
         if "model_version" in case.path_parameters and chooser.random() < 0.5:
             case.path_parameters["model_version"] = "1"
     if not isinstance(case.body, dict):
