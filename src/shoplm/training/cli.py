@@ -158,7 +158,8 @@ def evaluate(
                          if resolved.run_dir else None)
     if report_dir is not None:
         probabilities = outcome.probabilities
-        _check_report_dir(report_dir)
+        if out is None:  # an --out was made before the evaluation
+            _check_report_dir(report_dir)
         write_report(
             report_dir, metrics, labels=outcome.labels if probabilities is not None else None,
             probabilities=probabilities, title=f"{target} on {resolved.data.name}",

@@ -311,8 +311,10 @@ class TrainConfig(StrictModel):
         return self
 
 
+# The scores a classifier's evaluation pass reports beside its loss.
+CLASSIFY_SCORES = ("accuracy", "f1", "roc_auc")
 # What an evaluation pass reports, per task: early stopping and the best-model pick watch one of them.
-EVAL_METRICS: dict[str, tuple[str, ...]] = {"classify": ("loss", "accuracy", "f1", "roc_auc")}
+EVAL_METRICS: dict[str, tuple[str, ...]] = {"classify": ("loss", *CLASSIFY_SCORES)}
 
 
 def _check_best_model_metric(task: str, metric: str) -> None:

@@ -31,7 +31,7 @@ from shoplm.hardware import cpu_has_native_bf16
 from shoplm.textproc import PreprocessConfig, TextPipeline, TokenizerMismatchError
 from shoplm.training import run_dir as runs
 from shoplm.training.collate import collator_for
-from shoplm.training.config import TrainConfig
+from shoplm.training.config import CLASSIFY_SCORES, TrainConfig
 from shoplm.training.data import DataFiles, build_split, label_names_for, resolve_files, texts_for_tokenizer
 from shoplm.training.models import (
     apply_lora,
@@ -172,7 +172,7 @@ def classification_scores(prediction: EvalPrediction) -> dict[str, float]:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     metrics = classification_metrics(np.asarray(prediction.label_ids).tolist(), probabilities)
-    return {key: float(metrics[key]) for key in ("accuracy", "f1", "roc_auc") if metrics.get(key) is not None}
+    return {key: float(metrics[key]) for key in CLASSIFY_SCORES if metrics.get(key) is not None}
 
 
 def run_training(
