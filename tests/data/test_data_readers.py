@@ -146,6 +146,27 @@ def test_parquet_text_column_must_hold_strings(tmp_path: Path) -> None:
         prepare_files([path], tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    "strings",
+    [
+        pa.array(["好看", "难看", "好看的"], pa.large_string()),
+        pa.array(["好看", "难看", "好看的"], pa.string_view()),
+        pa.array(["好看", "难看", "好看的"]).dictionary_encode(),  # how pandas writes a category column
+    ],
+    ids=["large_string", "string_view", "dictionary"],
+)
+def test_parquet_text_in_any_string_layout_is_read(tmp_path: Path, strings: pa.Array) -> None:
+    path = tmp_path / "items.parquet"
+    labels = pa.array(["pos", "neg", "pos"]).dictionary_encode()
+    pq.write_table(pa.table({"text": strings, "label": labels}), path)
+    card = prepare_files([path], tmp_path / "out", PrepareSettings(label_column="label"))
+    names = card.label_names
+    assert names is not None
+    assert {str(row["text"]): names[int(str(row["label"]))] for row in all_rows(tmp_path / "out")} == {
+        "好看": "pos", "难看": "neg", "好看的": "pos",
+    }
+
+
 def test_corrupt_parquet_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"not parquet at all")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -268,6 +268,19 @@ def _json_record(where: str, value: dict[str, object], text_column: str, label_c
     return RawRow(text=value[text_column], label=label, where=where)
 
 
+def _holds_text(arrow_type: Any) -> bool:
+    """Whether a Parquet column's values read as strings: any Arrow string layout, all nulls, or
+    strings dictionary-encoded (how pandas writes a ``category`` column)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return bool(
+        pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type) or pa.types.is_null(arrow_type)
+    )
+
+
 def _read_parquet(source: InputFile, text_column: str, label_column: str | None) -> Iterator[Record]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -279,7 +292,7 @@ def _read_parquet(source: InputFile, text_column: str, label_column: str | None)
     schema = parquet.schema_arrow
     _column_index(source.name, schema.names, text_column, "text")
     text_type = schema.field(text_column).type
-    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type) or pa.types.is_null(text_type)):
+    if not _holds_text(text_type):
         detail = f"text column {text_column!r} holds {text_type}, not strings"
         raise ColumnError(source.name, text_column, "text", schema.names, detail=detail)
     columns = [text_column]
