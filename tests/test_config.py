@@ -148,6 +148,49 @@ def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoplm", "check-config", str(path)], capture_output=True, text=True, timeout=60,
+        cwd=path.parent,
+    )
+
+
+def test_check_config_lists_a_serving_configs_models(tmp_path: Path) -> None:
+    result = check_config(write(tmp_path, "models:\n  - {name: m, task: embed, source: 'package:all-minilm-l6-v2'}\n"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "m: task=embed source=package:all-minilm-l6-v2 version=1\n"
+
+
+def test_check_config_summarises_a_training_config(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text(
+        "task: classify\noutput_dir: runs/c\ndata: {corpus: reviews, extra_corpora: [news]}\n"
+        "model: {from_pretrained: runs/mlm, label_names: [negative, positive]}\n"
+        "training: {epochs: 3, time_budget_minutes: 8}\n"
+    )
+
+    result = check_config(path)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = f"from {tmp_path / 'runs' / 'mlm'} (not there yet: train that run first)"
+    assert lines[0] == f"training config: task=classify model={start}"
+    assert lines[1:3] == ["data: corpus reviews + news", f"run directory: {tmp_path / 'runs' / 'c'}"]
+    assert lines[3].startswith("epochs=3 time_budget_minutes=8 ")
+
+
+def test_check_config_names_a_bad_training_field(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("task: mlm\noutput_dir: m\ndata: {corpus: news}\nmodel: {architecture: bert, hidden_size: 0}\n")
+
+    result = check_config(path)
+
+    assert result.returncode == 2
+    assert "model.hidden_size: Input should be greater than or equal to 8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -98,11 +98,52 @@ def _with_options(server: ServerConfig, options: dict[str, object]) -> ServerCon
 
 @app.command("check-config")
 def check_config(
-    config: Annotated[Path, typer.Argument(help="Serving config (YAML).")] = Path("configs/serve.yaml"),
+    config: Annotated[Path, typer.Argument(help="Serving or training config (YAML).")] = Path("configs/serve.yaml"),
 ) -> None:
-    """Validate a serving config and print the models it declares."""
+    """Validate a serving config (print its models) or a training config (print what it trains)."""
+    from shoplm.config import ConfigError, read_yaml_mapping
+
+    try:
+        raw = read_yaml_mapping(config)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    # Only a training config has a top-level task; a serving config's tasks sit under models.
+    if "task" in raw and "models" not in raw:
+        _check_train_config(config)
+        return
     for model in _load_serve_config(config).models:
         typer.echo(f"{model.name}: task={model.task} source={model.source} version={model.version}")
+
+
+def _check_train_config(path: Path) -> None:
+    from shoplm.config import ConfigError
+    from shoplm.training.config import load_train_config
+
+    try:
+        config = load_train_config(path)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    data = config.data
+    source = (f"corpus {data.corpus}" if data.corpus else f"directory {data.dir}" if data.dir
+              else "files " + ", ".join(str(file) for file in data.train))
+    if data.extra_corpora or data.extra_train:
+        source += " + " + ", ".join([*data.extra_corpora, *(str(file) for file in data.extra_train)])
+    model = config.model
+    start = f"{model.architecture} from scratch"
+    if model.from_pretrained:
+        start = f"from {model.from_pretrained}"
+        if not model.from_pretrained.startswith("package:") and not Path(model.from_pretrained).exists():
+            start += " (not there yet: train that run first)"
+    training = config.training
+    schedule = f"epochs={training.epochs:g}"
+    if training.time_budget_minutes is not None:
+        schedule += f" time_budget_minutes={training.time_budget_minutes:g}"
+    typer.echo(f"training config: task={config.task} model={start}")
+    typer.echo(f"data: {source}")
+    typer.echo(f"run directory: {config.output_dir}")
+    typer.echo(f"{schedule} batch_size={training.batch_size} learning_rate={training.learning_rate:g}")
 
 
 def _register_commands() -> None:
