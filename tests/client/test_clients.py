@@ -16,6 +16,7 @@ from shoplm.client import (
     ModelServerError,
     ModelServerUnavailable,
 )
+from shoplm.client.grpc import checked_grpc_address
 from tests.helpers.server import ServerProcess, free_port
 from tests.helpers.tiny_models import tiny_model_configs
 
@@ -81,6 +82,29 @@ def test_a_base_url_that_is_not_http_is_refused_at_once(url: str) -> None:
             client_class(url)
 
 
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("http://127.0.0.1:8101", "a gRPC address has no scheme"),
+        ("127.0.0.1", "no port given"),
+        ("", "no port given"),
+        (":8101", "no host given"),
+        ("no such host:8101", "the host has spaces"),
+        ("127.0.0.1:99999", "the port must be a number from 1 to 65535"),  # gRPC would dial 34463
+        ("127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("localhost:abc", "the port must be a number from 1 to 65535"),
+    ],
+)
+def test_a_grpc_address_that_is_not_host_port_is_refused_at_once(address: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=f"address must be host:port, e.g. 127.0.0.1:8101; {problem}: "):
+        GrpcModelClient(address)
+
+
+@pytest.mark.parametrize("address", ["localhost:8101", "[::1]:8101", "unix:/tmp/shoplm.sock", "dns:///localhost:8101"])
+def test_grpc_addresses_that_grpc_can_dial_are_accepted(address: str) -> None:
+    assert checked_grpc_address(address) == address
+
+
 def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> None:
     with GrpcModelClient(tiny_server.grpc_address) as client:
         vectors = client.embed("embed", ["red shoes", "blue shirt"])
@@ -109,6 +133,7 @@ def test_grpc_client_classifies_as_the_http_client_does(tiny_server: ServerProce
         np.testing.assert_allclose(grpc_result.probabilities, http_result.probabilities, atol=1e-6)
         assert grpc_result.score == max(grpc_result.probabilities)
     assert empty.value.status_code == 400
+
 
 def test_http_client_retries_a_busy_server_until_it_answers(tmp_path: Path, tiny_models_root: Path) -> None:
     gen = next(m for m in tiny_model_configs(tiny_models_root) if m["name"] == "gen")

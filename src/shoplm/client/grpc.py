@@ -31,12 +31,41 @@ def _service_config(max_retries: int) -> str:
                                          "retryPolicy": policy}]})
 
 
+# gRPC's own target forms (unix:/path, dns:///host:port, ...) are passed on as they are.
+_GRPC_TARGET_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
+
+
+def checked_grpc_address(address: str) -> str:
+    """``address`` if it is host:port with a port gRPC can dial (or a gRPC target URI); ValueError
+    otherwise. gRPC would dial port 443 for a bare host, wrap a port above 65535, and treat an
+    http:// URL as a host name, so each of those fails at once here instead of on every call."""
+    if address.startswith(_GRPC_TARGET_SCHEMES):
+        return address
+    problem = _host_port_problem(address)
+    if problem:
+        raise ValueError(f"address must be host:port, e.g. 127.0.0.1:8101; {problem}: {address!r}")
+    return address
+
+
+def _host_port_problem(address: str) -> str | None:
+    if "://" in address:
+        return "a gRPC address has no scheme"
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        return "no port given"
+    if not host.strip("[]") or any(character.isspace() for character in host):
+        return "no host given" if not host.strip("[]") else "the host has spaces"
+    if not port.isdecimal() or not 1 <= int(port) <= 65535:
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
 class GrpcModelClient:
     """Health, metadata and inference over the model server's gRPC port."""
 
     def __init__(self, address: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
         self._client = triton_grpc.InferenceServerClient(
-            address,
+            checked_grpc_address(address),
             channel_args=[("grpc.enable_retries", 1), ("grpc.service_config", _service_config(max_retries))],
         )
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else None
