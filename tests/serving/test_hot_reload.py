@@ -85,6 +85,7 @@ def test_latest_version_and_file_watch_reload(tmp_path: Path) -> None:
     make_encoder(repository / "embed" / "1", "embed", seed=1)
     make_encoder(repository / "embed" / "10", "embed", seed=10)
     make_encoder(repository / "embed" / "9", "embed", seed=9)
+    make_encoder(repository / "embed" / "staging", "embed", seed=11)  # served by name only
     config = {"server": {"model_repository": str(repository), "watch_config": True, "watch_interval_s": 0.2},
               "models": [{"name": "embed", "task": "embed", "source": "repository", "version": "latest"}]}
 
@@ -105,7 +106,7 @@ def test_latest_version_and_file_watch_reload(tmp_path: Path) -> None:
         time.sleep(1)
         after_bad_edit = served_version()
 
-    assert initially == "10"  # "latest" compares versions as numbers
+    assert initially == "10"  # "latest" compares versions as numbers and passes over named ones
     assert after_edit == "9"
     assert after_bad_edit == "9"  # a broken file is logged and the previous config keeps serving
     assert "config reload failed" in server.log_text()

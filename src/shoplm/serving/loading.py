@@ -33,6 +33,7 @@ from shoplm.config import ModelConfig, env_settings
 from shoplm.hardware import cpu_has_native_bf16
 from shoplm.modeling.positions import usable_positions
 from shoplm.textproc import PreprocessConfig
+from shoplm.versions import highest_numbered, version_names
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +117,17 @@ def resolve_source(
 
 
 def latest_version(directory: Path) -> str:
-    """The highest version under ``<repository>/<name>`` (numbers compare as numbers)."""
-    # Hidden entries are versions still being written by `shoplm publish`.
-    versions = (
-        [child.name for child in directory.iterdir() if child.is_dir() and not child.name.startswith(".")]
-        if directory.is_dir() else []
-    )
-    if not versions:
+    """The highest numbered version under ``<repository>/<name>`` (see ``shoplm.versions``)."""
+    names = version_names(directory)
+    if not names:
         raise ModelSourceError(f"no versions in the model repository at {directory}")
-    return max(versions, key=lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in name.split(".")])
+    latest = highest_numbered(names)
+    if latest is None:
+        raise ModelSourceError(
+            f"no numbered versions in the model repository at {directory}, only {', '.join(names)}; "
+            "'latest' picks the highest number, so name the version to serve"
+        )
+    return latest
 
 
 def read_card(directory: Path) -> dict[str, Any] | None:

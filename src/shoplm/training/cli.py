@@ -131,7 +131,7 @@ def _launch_torchrun(
 
 def evaluate(
     target: Annotated[str, typer.Argument(help="A run directory, a model directory, or a published model name.")],
-    split: Annotated[str | None, typer.Option(help="Split of the run's data to measure on [default: test].")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of the run's data to measure on (default: test).")] = None,
     data: Annotated[Path | None, typer.Option(help="A JSON-lines file to measure on instead of a split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Report directory (default: <run>/eval-<split> for runs).")] = None,

@@ -19,6 +19,7 @@ import yaml
 from shoplm.config import NAME_PATTERN
 from shoplm.training import run_dir as runs
 from shoplm.training.run_dir import FINAL_MODEL_DIR
+from shoplm.versions import highest_numbered, version_names, version_number
 
 # The server's task for each training task.
 SERVING_TASKS = {"classify": "classify", "clm": "generate", "chat": "generate", "mlm": "fill-mask"}
@@ -39,11 +40,11 @@ def model_source(run: Path) -> Path:
 
 
 def next_version(directory: Path) -> str:
-    """One above the highest numeric version under ``<repository>/<name>``, starting at 1."""
-    numbers = [int(child.name) for child in directory.iterdir() if child.is_dir() and child.name.isdigit()] if (
-        directory.is_dir()
-    ) else []
-    return str(max(numbers, default=0) + 1)
+    """One above the whole part of the highest numbered version under ``<repository>/<name>``
+    (``3`` after ``2`` or ``2.5``), starting at 1."""
+    highest = highest_numbered(version_names(directory))
+    number = version_number(highest) if highest is not None else None
+    return str(number[0] + 1 if number else 1)
 
 
 # The card's headline metrics come from these splits' reports when the run has them, the test
