@@ -131,6 +131,18 @@ def test_wrong_csv_column_lists_the_columns(tmp_path: Path, write_csv: WriteFile
     assert caught.value.available == ["title", "body"]
 
 
+def test_a_csv_header_naming_the_text_column_twice_is_refused(tmp_path: Path, write_csv: WriteFile) -> None:
+    path = write_csv("twice.csv", [["text", "label", "text"], ["first", "1", "second"]])
+    expected = r"twice\.csv: has 2 columns named 'text', so the text column is ambiguous; columns found: 'text', "
+    with pytest.raises(ColumnError, match=expected):
+        prepare_files([path], tmp_path / "out", PrepareSettings(label_column="label"))
+
+
+def test_the_label_cannot_be_the_text_column() -> None:
+    with pytest.raises(SettingsError, match="the text and the label column are both 'review'"):
+        PrepareSettings(text_column="review", label_column="review")
+
+
 def test_wrong_label_column_in_parquet(tmp_path: Path) -> None:
     path = tmp_path / "items.parquet"
     pq.write_table(pa.table({"text": ["a"], "stars": [5]}), path)

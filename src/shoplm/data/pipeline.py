@@ -72,6 +72,10 @@ class PrepareSettings:
             codecs.lookup(self.encoding)
         except LookupError:
             raise SettingsError(f"unknown encoding {self.encoding!r} (e.g. utf-8, gb18030, big5, utf-16)") from None
+        if self.label_column is not None and self.label_column == self.text_column:
+            raise SettingsError(
+                f"the text and the label column are both {self.text_column!r}; a label needs a column of its own"
+            )
         if self.label_from_rating and self.label_column is None:
             raise SettingsError("label_from_rating needs a label column (--label-column)")
 

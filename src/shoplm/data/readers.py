@@ -216,6 +216,9 @@ def _column_index(file: str, header: list[str], column: str, role: str) -> int:
             )
             raise ColumnError(file, column, role, names, detail=detail)
         raise ColumnError(file, column, role, names)
+    if names.count(column) > 1:
+        detail = f"has {names.count(column)} columns named {column!r}, so the {role} column is ambiguous"
+        raise ColumnError(file, column, role, names, detail=detail)
     return names.index(column)
 
 
