@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from shoplm.training import load_train_config, run_training
-from shoplm.training.run_dir import RunDirectoryError
+from shoplm.training.run_dir import RunDirectoryError, checkpoints
 from shoplm.training.trainer import fsdp_unit_classes
 from tests.helpers.server import ServerProcess
 from tests.training.conftest import logged_losses, shoplm, tiny_config, write_config
@@ -71,6 +71,21 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path: Path, reviews_di
 
     assert done.returncode == 2
     assert "nothing to resume" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resuming_a_run_at_its_last_step_is_refused(tmp_path: Path, reviews_dir: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path / "run", reviews_dir))
+    run = run_training(load_train_config(config)).run_dir
+
+    resumed = shoplm("train", str(config), "--resume", cwd=tmp_path)
+    both = shoplm("train", str(config), "--resume", "--overwrite", cwd=tmp_path)
+
+    # max_steps 6 is not a whole number of epochs: the Trainer would take a 7th step from checkpoint-6.
+    assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
+    assert "nothing left to train: checkpoint-6 is at step 6 and training.max_steps is 6" in resumed.stderr
+    assert [path.name for path in checkpoints(run)] == ["checkpoint-3", "checkpoint-6"]
+    assert both.returncode == 2
+    assert "--overwrite starts the run again and --resume continues it; pass one of them" in both.stderr
 
 
 def test_resuming_from_another_models_checkpoint_is_a_clear_error(tmp_path: Path, reviews_dir: Path) -> None:

@@ -50,6 +50,10 @@ def budget_config(run_dir: Path, data_dir: Path, minutes: float, **training: Any
     return tiny_config(run_dir, data_dir, training=settings)
 
 
+def learning_rates(run: Path) -> dict[int, float]:
+    return {entry["step"]: entry["learning_rate"] for entry in load_log_history(run) if "learning_rate" in entry}
+
+
 def saved_steps(run: Path) -> list[int]:
     return [int(path.name.split("-")[-1]) for path in checkpoints(run)]
 
@@ -94,20 +98,43 @@ def test_a_resumed_run_spends_only_what_is_left(tmp_path: Path, reviews_dir: Pat
     config = budget_config(tmp_path / "run", reviews_dir, minutes=10, max_steps=4, save_steps=2)
     run = run_training(load_train_config(write_config(tmp_path / "c.yaml", config))).run_dir
     assert saved_steps(run) == [2, 4]
-    # The run "crashed" after step 2; its record then says the whole budget was spent.
+    uninterrupted = learning_rates(run)
+    # The run "crashed" after step 2; its record then says 90% of the budget was spent.
     crashed = tmp_path / "crashed"
     shutil.copytree(run / "checkpoint-2", crashed / "checkpoint-2")
     shutil.copytree(run / "tokenizer", crashed / "tokenizer")
     record_path = crashed / "checkpoint-2" / CHECKPOINT_FILE
     record = json.loads(record_path.read_text())
     assert 0 < record["elapsed_seconds"] < record["budget_seconds"]
+    record_path.write_text(json.dumps({**record, "elapsed_seconds": 0.9 * record["budget_seconds"]}))
+    resumed = write_config(tmp_path / "r.yaml", {**config, "output_dir": str(crashed)})
+
+    run_training(load_train_config(resumed), resume=True)
+
+    # The schedule takes up where the record says. Step 3 runs at the rate the checkpoint's
+    # optimizer kept; step 4 at most at the linear decay's rate for 90% of the budget (warm-up 0.2),
+    # below the uninterrupted run's, whose step 4 sat at 75% of its cap.
+    ceiling = 1e-3 * (1 - 0.9) / (1 - 0.2)
+    assert learning_rates(crashed)[4] <= ceiling < uninterrupted[4]
+
+
+def test_resuming_a_run_that_spent_its_budget_is_refused(tmp_path: Path, reviews_dir: Path) -> None:
+    config = budget_config(tmp_path / "run", reviews_dir, minutes=10, max_steps=4, save_steps=2)
+    path = write_config(tmp_path / "c.yaml", config)
+    run = run_training(load_train_config(path)).run_dir
+    # The run "stopped" at step 2 with its budget spent.
+    shutil.rmtree(run / "checkpoint-4")
+    record_path = run / "checkpoint-2" / CHECKPOINT_FILE
+    record = json.loads(record_path.read_text())
     record_path.write_text(json.dumps({**record, "elapsed_seconds": record["budget_seconds"]}))
 
-    resumed = {**config, "output_dir": str(crashed)}
-    run_training(load_train_config(write_config(tmp_path / "r.yaml", resumed)), resume=True)
+    done = shoplm("train", str(path), "--resume", cwd=tmp_path)
 
-    # Nothing was left: the resumed run takes the one step that notices, and stops.
-    assert saved_steps(crashed) == [2, 3]
+    # The Trainer would take one more step from it; the run says there is nothing left instead.
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert ("nothing left to train: checkpoint-2 has spent 10.00 minutes and training.time_budget_minutes is 10; "
+            "raise the budget") in done.stderr
+    assert saved_steps(run) == [2]
 
 
 def test_two_processes_stop_together_on_rank_zeros_clock(tmp_path: Path, reviews_dir: Path) -> None:

@@ -59,7 +59,8 @@ def train(
 
         # Caught here, a bad input gets one message instead of one per process and torchrun's traceback.
         try:
-            check_run_dir(loaded.output_dir, resume=resume_from or resume, overwrite=overwrite)
+            check_run_dir(loaded.output_dir, resume=resume_from or resume, overwrite=overwrite,
+                          training=loaded.training)
             resolve_files(loaded.data)
         except _user_errors() as error:
             raise fail(str(error)) from None

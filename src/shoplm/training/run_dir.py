@@ -26,7 +26,8 @@ import yaml
 from transformers import TrainingArguments
 
 from shoplm import __version__
-from shoplm.training.config import TrainConfig
+from shoplm.training.config import TrainConfig, TrainingSpec
+from shoplm.training.time_budget import CHECKPOINT_FILE as TIME_BUDGET_FILE
 
 RESOLVED_CONFIG = "resolved_config.yaml"
 RUN_INFO = "run_info.json"
@@ -46,19 +47,27 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def check_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> list[Path]:
-    """Refuse to start (or resume) where that would clobber another run; return its checkpoints.
+def check_run_dir(
+    run_dir: Path, *, resume: bool | Path, overwrite: bool, training: TrainingSpec | None = None
+) -> list[Path]:
+    """Refuse to start (or resume) where that would clobber another run, or resume a run that has
+    nothing left to train under ``training``'s limits; return the run's checkpoints.
 
     ``resume`` is True (the run's newest checkpoint) or a checkpoint directory. Changes nothing.
     """
+    if resume is not False and overwrite:
+        raise RunDirectoryError("--overwrite starts the run again and --resume continues it; pass one of them")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirectoryError(f"the run directory {run_dir} is a file; give output_dir a directory")
     existing = checkpoints(run_dir) if run_dir.is_dir() else []
     if isinstance(resume, Path):
         if not (resume / "trainer_state.json").is_file():
             raise RunDirectoryError(f"cannot resume from {resume}: not a checkpoint (no trainer_state.json)")
+        _check_steps_left(resume, training)
     elif resume and not existing:
         raise RunDirectoryError(f"nothing to resume: {run_dir} has no checkpoint-* directory")
+    elif resume:
+        _check_steps_left(existing[-1], training)
     if existing and resume is False and not overwrite:
         raise RunDirectoryError(
             f"{run_dir} already holds checkpoints ({existing[-1].name}); pass --resume to continue that run "
@@ -73,9 +82,36 @@ def check_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> lis
     return existing
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool | Path, overwrite: bool) -> None:
+def _check_steps_left(checkpoint: Path, training: TrainingSpec | None) -> None:
+    """Refuse a checkpoint at the end of the run: at ``max_steps``, or with the time budget spent.
+    The Trainer would take one more step from it anyway. Runs counted in epochs end by themselves."""
+    if training is None:
+        return
+    try:
+        step = int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+        budget = checkpoint / TIME_BUDGET_FILE
+        spent = float(json.loads(budget.read_text(encoding="utf-8"))["elapsed_seconds"]) if budget.is_file() else 0.0
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunDirectoryError(f"cannot resume from {checkpoint}: unreadable training state ({error})") from None
+    if training.max_steps > 0 and step >= training.max_steps:
+        raise RunDirectoryError(
+            f"nothing left to train: {checkpoint.name} is at step {step} and training.max_steps is "
+            f"{training.max_steps}; raise max_steps to train on, or pass --overwrite to start again"
+        )
+    minutes = training.time_budget_minutes
+    if minutes is not None and spent >= minutes * 60:
+        raise RunDirectoryError(
+            f"nothing left to train: {checkpoint.name} has spent {spent / 60:.2f} minutes and "
+            f"training.time_budget_minutes is {minutes:g}; raise the budget to train on, or pass --overwrite "
+            "to start again"
+        )
+
+
+def prepare_run_dir(
+    run_dir: Path, *, resume: bool | Path, overwrite: bool, training: TrainingSpec | None = None
+) -> None:
     """:func:`check_run_dir`, then clear what an ``overwrite`` replaces and create the directory."""
-    existing = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    existing = check_run_dir(run_dir, resume=resume, overwrite=overwrite, training=training)
     if overwrite and resume is False:
         # Only what a run writes goes; a stale tokenizer or checkpoint must not leak into the new run.
         for path in [*existing, *(run_dir / name for name in OWNED_DIRS)]:

@@ -188,7 +188,7 @@ def run_training(
     run_dir = config.output_dir
     args = training_arguments(config)
     if args.process_index == 0:
-        runs.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        runs.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, training=config.training)
     set_seed(config.seed)
     with args.main_process_first(desc="preparing data"):
         files = resolve_files(config.data)
