@@ -78,3 +78,17 @@ def test_catalog_corpus_writes_products_queries_and_text_splits(tmp_path: Path) 
 def test_unknown_corpus_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataPrepError, match="unknown corpus 'wiki'; choose one of: reviews, news, catalog"):
         prepare_corpus("wiki", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"seed": 2**64}, "the catalog's seed must be from 0 to 4294967295, got 18446744073709551616"),
+        ({"seed": -1}, "the catalog's seed must be from 0 to 4294967295, got -1"),
+        ({"products": 0}, "the catalog's number of products must be from 1 to 1,000,000, got 0"),
+    ],
+)
+def test_catalog_settings_out_of_range_are_named(tmp_path: Path, options: dict[str, int], message: str) -> None:
+    with pytest.raises(DataPrepError, match=message):
+        prepare_corpus("catalog", tmp_path / "catalog", **options)
+    assert not (tmp_path / "catalog").exists()  # refused before anything was written

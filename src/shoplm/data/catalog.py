@@ -18,6 +18,10 @@ from shoplm.data.catalog_vocab import CATEGORIES, SERVICES, Category, Pair
 
 DEFAULT_PRODUCTS = 2000
 DEFAULT_SEED = 0
+# The card is JSON, whose integers most readers take as 64-bit at most; a demo catalog needs no more.
+MAX_SEED = 2**32 - 1
+MAX_PRODUCTS = 1_000_000
+
 CURRENCY = "CNY"
 # Share of products written in Chinese; the rest are in English.
 CHINESE_SHARE = 0.5

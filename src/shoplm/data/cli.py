@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoplm.data.card import CARD_JSON, CARD_MARKDOWN, DatasetCard
-from shoplm.data.catalog import DEFAULT_PRODUCTS, DEFAULT_SEED
+from shoplm.data.catalog import DEFAULT_PRODUCTS, DEFAULT_SEED, MAX_PRODUCTS, MAX_SEED
 from shoplm.data.errors import DataPrepError, SettingsError
 from shoplm.data.prepare import Corpus, default_settings, prepare_corpus, prepare_files
 from shoplm.data.readers import FORMATS, is_utf8
@@ -107,8 +107,10 @@ def prepare(
     lexicon: Annotated[
         Path | None, typer.Option(help="Lexicon file: also write jieba_userdict.txt and added_tokens.json.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="--corpus catalog: generator seed.")] = DEFAULT_SEED,
-    products: Annotated[int, typer.Option(min=1, help="--corpus catalog: number of products.")] = DEFAULT_PRODUCTS,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="--corpus catalog: generator seed.")] = DEFAULT_SEED,
+    products: Annotated[
+        int, typer.Option(min=1, max=MAX_PRODUCTS, help="--corpus catalog: number of products.")
+    ] = DEFAULT_PRODUCTS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the card's path.")] = False,
 ) -> None:
     files = [*(inputs or []), *(more_inputs or [])]

@@ -15,7 +15,16 @@ from pathlib import Path
 import orjson
 
 from shoplm.data.card import CARD_JSON, DatasetCard
-from shoplm.data.catalog import DEFAULT_PRODUCTS, DEFAULT_SEED, Product, Query, generate_catalog, generate_queries
+from shoplm.data.catalog import (
+    DEFAULT_PRODUCTS,
+    DEFAULT_SEED,
+    MAX_PRODUCTS,
+    MAX_SEED,
+    Product,
+    Query,
+    generate_catalog,
+    generate_queries,
+)
 from shoplm.data.corpora import (
     CANONICAL_REVIEW_SETTINGS,
     NEWS_DESCRIPTION,
@@ -26,7 +35,7 @@ from shoplm.data.corpora import (
     review_files,
     review_sources,
 )
-from shoplm.data.errors import DataPrepError
+from shoplm.data.errors import DataPrepError, SettingsError
 from shoplm.data.knowledge import write_lexicon_outputs
 from shoplm.data.labels import RATING_LABEL_NAMES
 from shoplm.data.output import make_output_dir
@@ -128,6 +137,10 @@ def prepare_corpus(
         name = Corpus(corpus)
     except ValueError:
         raise DataPrepError(f"unknown corpus {corpus!r}; choose one of: {', '.join(Corpus)}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise SettingsError(f"the catalog's seed must be from 0 to {MAX_SEED}, got {seed}")
+    if not 1 <= products <= MAX_PRODUCTS:
+        raise SettingsError(f"the catalog's number of products must be from 1 to {MAX_PRODUCTS:,}, got {products}")
     settings = settings or default_settings(name)
     extra = _lexicon_extra(lexicon, out_dir, settings)
     if name is Corpus.REVIEWS:
