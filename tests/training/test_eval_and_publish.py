@@ -16,7 +16,7 @@ import tritonclient.http as triton_http
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from shoplm.training.publish import card_markdown, run_evaluations
-from tests.helpers.server import ServerProcess
+from tests.helpers.server import ServerProcess, free_port
 from tests.training.conftest import shoplm, tiny_config, write_config
 
 
@@ -128,6 +128,8 @@ def test_the_card_headlines_the_test_split_and_lists_the_other_evaluations(tmp_p
          "--server: base_url must be an http:// or https:// URL with a host"),
         (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "http://"],
          "--server: base_url must be an http:// or https:// URL with a host"),
+        (["publish", "RUN", "--as", "ok", "--repository", "repo", "--server", "DEAD"],
+         "nothing published: --server {DEAD}: model server unreachable"),
     ],
 )
 def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
@@ -140,13 +142,42 @@ def test_bad_eval_and_publish_inputs_exit_2_with_a_message(
     (tmp_path / "empty-dir").mkdir()
     replace = {"RUN": str(trained), "BAD": str(tmp_path / "bad.jsonl"), "NOLABEL": str(tmp_path / "nolabel.jsonl"),
                "NULLTEXT": str(tmp_path / "nulltext.jsonl"), "BINARY": str(tmp_path / "binary.jsonl"),
-               "NOT_A_RUN": str(tmp_path / "empty-dir"), "MODEL": str(trained / "final")}
+               "NOT_A_RUN": str(tmp_path / "empty-dir"), "MODEL": str(trained / "final"),
+               "DEAD": f"http://127.0.0.1:{free_port()}"}
 
     done = shoplm(*[replace.get(arg, arg) for arg in args], cwd=tmp_path)
 
     assert done.returncode == 2
     assert message.format(**replace) in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "repo").exists()  # nothing written, inside the repository or beside it
+
+
+def test_publishing_to_a_server_that_would_refuse_the_load_publishes_nothing(trained: Path, tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    (tmp_path / "admin-keys").write_text("admin-secret\n")
+    config = {
+        "server": {"model_repository": str(repository)},
+        "auth": {"admin_api_keys_file": str(tmp_path / "admin-keys")},
+        "models": [{"name": "sentiment", "task": "classify", "source": "repository", "version": "latest",
+                    "required": False}],
+    }
+    publish = ["publish", str(trained), "--repository", str(repository)]
+
+    with ServerProcess(tmp_path, config) as server:
+        no_key = shoplm(*publish, "--as", "sentiment", "--server", server.http_url, cwd=tmp_path)
+        unknown = shoplm(*publish, "--as", "other", "--server", server.http_url, "--api-key", "admin-secret",
+                         cwd=tmp_path)
+        accepted = shoplm(*publish, "--as", "sentiment", "--server", server.http_url, "--api-key", "admin-secret",
+                          cwd=tmp_path)
+
+    assert no_key.returncode == 2 and "Traceback" not in no_key.stderr
+    assert f"nothing published: --server {server.http_url}: 401: missing or invalid admin API key" in no_key.stderr
+    assert unknown.returncode == 2
+    assert "nothing published: the server at" in unknown.stderr
+    assert "has no model 'other' in its config (it has sentiment)" in unknown.stderr
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert "sentiment now serves version 1" in accepted.stdout  # the refused attempts took no version number
+    assert sorted(path.name for path in repository.iterdir()) == ["sentiment"]
 
 
 def test_published_classifier_answers_on_the_model_server_and_hot_swaps(trained: Path, tmp_path: Path) -> None:

@@ -176,6 +176,10 @@ class ModelClient:
     def classify(self, model: str, texts: list[str]) -> list[Classification]:
         return classifications(self.infer(model, {"text": texts}))
 
+    def admin_models(self) -> list[dict[str, Any]]:
+        """Every model in the server's config with its state and version (an admin route)."""
+        return list(self._request("GET", "/admin/models")["models"])
+
     def load_model(self, model: str, version: str | None = None, path: str | None = None) -> dict[str, Any]:
         """Ask the server to load (and swap in, once warm) a version or a path of ``model``."""
         body = {key: value for key, value in (("version", version), ("path", path)) if value is not None}

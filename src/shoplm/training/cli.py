@@ -204,12 +204,7 @@ def publish(
     from shoplm.training.publish import publish as publish_run
 
     if server:
-        from shoplm.client.http import checked_base_url
-
-        try:
-            checked_base_url(server)  # before publishing, not after
-        except ValueError as error:
-            raise fail(f"--server: {error}") from None
+        _check_server_takes(server, api_key, name)  # before publishing, so a refusal leaves no version behind
     try:
         target = publish_run(run, name, repository or default_repository(), version)
     except (*_user_errors(), ValueError) as error:  # type: ignore[misc]
@@ -224,3 +219,21 @@ def publish(
         except ModelServerError as error:
             raise fail(f"published, but the server did not load it: {error}") from None
         typer.echo(f"server {server}: {name} now serves version {entry.get('version')}")
+
+
+def _check_server_takes(server: str, api_key: str | None, name: str) -> None:
+    """Exit 2 unless ``server`` is an admin URL that answers this key and has ``name`` in its config."""
+    from shoplm.client import ModelClient, ModelServerError
+
+    try:
+        with ModelClient(server, api_key=api_key, timeout=30, max_retries=1) as client:
+            configured = [model["name"] for model in client.admin_models()]
+    except ValueError as error:
+        raise fail(f"--server: {error}") from None
+    except ModelServerError as error:
+        raise fail(f"nothing published: --server {server}: {error}") from None
+    if name not in configured:
+        raise fail(
+            f"nothing published: the server at {server} has no model {name!r} in its config (it has "
+            f"{', '.join(configured) or 'none'}); add one with source: repository, then publish"
+        )
