@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shoplm.config import ConfigError, load_serve_config
+from shoplm.config import ConfigError, load_serve_config, read_key_file
 from tests.helpers.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +121,31 @@ def test_bad_configs_name_the_field(tmp_path: Path, text: str, words: list[str])
 
     for word in words:
         assert word in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"auth\.admin_api_keys_file: cannot read .*keys\.txt: No such file or directory"),
+        (b"\xff\xfekey\n", r"auth\.admin_api_keys_file: .*keys\.txt is not UTF-8 text"),
+        (b"# only a comment\n\n", r"auth\.admin_api_keys_file: .*keys\.txt holds no keys"),  # would leave /admin open
+    ],
+)
+def test_a_key_file_that_gives_no_keys_is_named(tmp_path: Path, content: bytes | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / "keys.txt").write_bytes(content)
+
+    with pytest.raises(ConfigError, match=message):
+        load_serve_config(write(tmp_path, "auth: {admin_api_keys_file: keys.txt}\n"))
+
+
+def test_key_files_hold_one_key_a_line_with_comments(tmp_path: Path) -> None:
+    (tmp_path / "keys.txt").write_text("# inference keys\nfirst\n\n  second  \n")
+
+    config = load_serve_config(write(tmp_path, "auth: {api_keys_file: keys.txt}\n"))
+
+    assert read_key_file(tmp_path / "keys.txt", "auth.api_keys_file") == {"first", "second"}
+    assert config.auth.api_keys_file == tmp_path / "keys.txt"
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:

@@ -284,8 +284,10 @@ def load_serve_config(path: Path) -> ServeConfig:
     config.server.model_repository = _resolve(base, repository)
     if config.auth.api_keys_file:
         config.auth.api_keys_file = _resolve(base, config.auth.api_keys_file)
+        read_key_file(config.auth.api_keys_file, "auth.api_keys_file")
     if config.auth.admin_api_keys_file:
         config.auth.admin_api_keys_file = _resolve(base, config.auth.admin_api_keys_file)
+        read_key_file(config.auth.admin_api_keys_file, "auth.admin_api_keys_file")
     if env.log_level:
         config.server.log_level = _env_log_level(env.log_level)
     for model in config.models:
@@ -294,6 +296,21 @@ def load_serve_config(path: Path) -> ServeConfig:
         if model.source not in ("repository",) and not model.source.startswith("package:"):
             model.source = str(_resolve(base, Path(model.source)))
     return config
+
+
+def read_key_file(path: Path, field: str) -> frozenset[str]:
+    """The API keys in ``path``, one a line (``#`` starts a comment line), or ConfigError naming
+    ``field``. A file without keys is an error: it would leave the routes it guards open."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{field}: {path} is not UTF-8 text: {error.reason} at byte {error.start}") from None
+    except OSError as error:
+        raise ConfigError(f"{field}: cannot read {path}: {error.strerror or error}") from None
+    keys = frozenset(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"{field}: {path} holds no keys; remove the field to run without keys from a file")
+    return keys
 
 
 def _env_log_level(value: str) -> LogLevel:

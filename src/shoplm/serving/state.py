@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shoplm.config import ServeConfig, env_settings
+from shoplm.config import ServeConfig, env_settings, read_key_file
 from shoplm.serving.errors import AuthenticationError
 from shoplm.serving.metrics import ServerMetrics
 from shoplm.serving.registry import ModelRegistry
@@ -45,17 +45,15 @@ class ServerState:
 def read_api_keys(config: ServeConfig) -> ApiKeys:
     """Keys from SHOPLM_API_KEYS / SHOPLM_ADMIN_API_KEYS and the files named in the config."""
     env = env_settings()
+    auth = config.auth
     return ApiKeys(
-        inference=frozenset(env.api_keys) | _keys_in(config.auth.api_keys_file),
-        admin=frozenset(env.admin_api_keys) | _keys_in(config.auth.admin_api_keys_file),
+        inference=frozenset(env.api_keys) | _keys_in(auth.api_keys_file, "auth.api_keys_file"),
+        admin=frozenset(env.admin_api_keys) | _keys_in(auth.admin_api_keys_file, "auth.admin_api_keys_file"),
     )
 
 
-def _keys_in(path: Path | None) -> frozenset[str]:
-    if path is None:
-        return frozenset()
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+def _keys_in(path: Path | None, field: str) -> frozenset[str]:
+    return frozenset() if path is None else read_key_file(path, field)
 
 
 # Dependencies are async on purpose: FastAPI runs plain-def dependencies in a thread pool,
