@@ -471,6 +471,14 @@ def test_perplexity_of_a_causal_lm_run(tmp_path: Path, reviews_dir: Path) -> Non
     assert 1.0 < outcome.metrics["perplexity"] < 400 * 1.5  # near the vocabulary size after 4 steps
     assert outcome.metrics["tokens"] > 1000
     assert outcome.metrics["n"] == 60  # every test review measured
+    assert outcome.metrics["skipped_blank"] == 0
+
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("".join(json.dumps({"text": text}) + "\n" for text in ("很好", "  ", "好" * 500)), encoding="utf-8")
+    counted = evaluate(run / "final", odd).metrics
+
+    # The report says what was measured: the blank row left out, the long one cut to 64 tokens.
+    assert (counted["n"], counted["skipped_blank"], counted["truncated"]) == (2, 1, 1)
 
 
 @pytest.mark.parametrize("name", ["sentiment-mlm.yaml", "sentiment-rtd.yaml", "sentiment.yaml", "suggest.yaml"])

@@ -103,10 +103,15 @@ def evaluate(
     if kind == "classifier":
         rows = read_jsonl(data, [text_field, label_field])
         return _evaluate_classifier(model_dir, data, rows, text_field, label_field, batch_size)
-    texts = [row[text_field] for row in read_jsonl(data, [text_field]) if row[text_field].strip()]
+    rows = read_jsonl(data, [text_field])
+    texts = [row[text_field] for row in rows if row[text_field].strip()]
     if kind == "masked_language_model":
-        return _evaluate_masked_language_model(model_dir, texts, batch_size)
-    return _evaluate_language_model(model_dir, texts, batch_size)
+        evaluation = _evaluate_masked_language_model(model_dir, texts, batch_size)
+    else:
+        evaluation = _evaluate_language_model(model_dir, texts, batch_size)
+    # Said in the report, so that n and the figures are read as what was measured.
+    evaluation.metrics["skipped_blank"] = len(rows) - len(texts)
+    return evaluation
 
 
 def _pipeline(model_dir: Path) -> TextPipeline:
@@ -159,10 +164,11 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     pipeline = _pipeline(model_dir)
     eos = pipeline.tokenizer.eos_token_id if pipeline.tokenizer is not None else None
-    losses, counts = [], []
+    losses, counts, truncated = [], [], 0
     for batch in _batches(texts, batch_size):
         sequences = []
-        for ids, _ in pipeline.token_ids_batch(batch):
+        for ids, cut in pipeline.token_ids_batch(batch):
+            truncated += cut
             if eos is not None and ids[-1:] != [eos]:
                 ids = [*ids[: pipeline.token_limit - 1], eos]  # the same framing training used
             sequences.append(ids)
@@ -177,7 +183,8 @@ def _evaluate_language_model(model_dir: Path, texts: list[str], batch_size: int)
         counts.append(tokens)
     if not counts:
         raise EvaluationError("no non-empty texts to measure perplexity on")
-    return Evaluation("language_model", {**language_model_metrics(losses, counts), "n": len(texts)})
+    metrics = {**language_model_metrics(losses, counts), "n": len(texts), "truncated": truncated}
+    return Evaluation("language_model", metrics)
 
 
 @torch.inference_mode()
@@ -190,10 +197,11 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
     special = set(tokenizer.all_special_ids)
     # One generator drawn row by row in order: the masks do not depend on the batch size.
     rng = np.random.default_rng(EVAL_MASK_SEED)
-    losses, counts, correct, measured = [], [], 0, 0
+    losses, counts, correct, measured, truncated = [], [], 0, 0, 0
     for batch in _batches(texts, batch_size):
         inputs, targets = [], []
-        for ids, _ in pipeline.token_ids_batch(batch):
+        for ids, cut in pipeline.token_ids_batch(batch):
+            truncated += cut
             draw = rng.random(len(ids))
             candidates = np.array([token not in special for token in ids])
             if not candidates.any():
@@ -221,4 +229,5 @@ def _evaluate_masked_language_model(model_dir: Path, texts: list[str], batch_siz
     metrics["masked_accuracy"] = correct / sum(counts)
     metrics["mask_probability"] = EVAL_MASK_PROBABILITY
     metrics["n"] = measured
+    metrics["truncated"] = truncated
     return Evaluation("masked_language_model", metrics)

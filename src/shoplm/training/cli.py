@@ -169,10 +169,13 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(_scalars(metrics), ensure_ascii=False))
         return
-    for key, value in _scalars(metrics).items():
-        typer.echo(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+    lines = {key: f"{value:.4f}" if isinstance(value, float) else str(value)
+             for key, value in _scalars(metrics).items()}
     if report_dir is not None:
-        typer.echo(f"      report: {report_dir / 'eval_report.html'}")
+        lines["report"] = str(report_dir / "eval_report.html")
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        typer.echo(f"{key:>{width}}: {value}")
 
 
 def _check_report_dir(directory: Path) -> None:
