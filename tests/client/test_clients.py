@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from pathlib import Path
 
@@ -103,6 +104,23 @@ def test_a_grpc_address_that_is_not_host_port_is_refused_at_once(address: str, p
 @pytest.mark.parametrize("address", ["localhost:8101", "[::1]:8101", "unix:/tmp/shoplm.sock", "dns:///localhost:8101"])
 def test_grpc_addresses_that_grpc_can_dial_are_accepted(address: str) -> None:
     assert checked_grpc_address(address) == address
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"timeout": 0}, "timeout must be a positive number of seconds, got 0"),
+        ({"timeout": -1.0}, "timeout must be a positive number of seconds, got -1.0"),
+        ({"timeout": float("nan")}, "timeout must be a positive number of seconds, got nan"),
+        ({"max_retries": -1}, "max_retries must be a whole number, 0 or more, got -1"),
+        ({"max_retries": 2.5}, "max_retries must be a whole number, 0 or more, got 2.5"),
+    ],
+)
+def test_client_limits_out_of_range_are_refused_at_once(limits: dict[str, float], message: str) -> None:
+    for client_class, address in ((ModelClient, "http://127.0.0.1:8100"), (AsyncModelClient, "http://127.0.0.1:8100"),
+                                  (GrpcModelClient, "127.0.0.1:8101")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            client_class(address, **limits)  # type: ignore[arg-type]
 
 
 def test_grpc_client_embeds_and_reports_errors(tiny_server: ServerProcess) -> None:

@@ -14,6 +14,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from shoplm.client.errors import ModelServerError, ModelServerUnavailable
+from shoplm.client.http import check_limits
 from shoplm.client.results import Classification, classifications
 
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.DEADLINE_EXCEEDED"}
@@ -64,6 +65,7 @@ class GrpcModelClient:
     """Health, metadata and inference over the model server's gRPC port."""
 
     def __init__(self, address: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
+        check_limits(timeout, max_retries)
         self._client = triton_grpc.InferenceServerClient(
             checked_grpc_address(address),
             channel_args=[("grpc.enable_retries", 1), ("grpc.service_config", _service_config(max_retries))],

@@ -8,6 +8,7 @@ the server's ``Retry-After``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -120,10 +121,20 @@ def checked_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
+def check_limits(timeout: float, max_retries: int) -> None:
+    """ValueError unless ``timeout`` is a positive number of seconds and ``max_retries`` a count,
+    so that a bad setting fails when the client is made, not on its first call."""
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a whole number, 0 or more, got {max_retries!r}")
+
+
 class ModelClient:
     """Synchronous client for the model server's HTTP API."""
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
+        check_limits(timeout, max_retries)
         self._client = httpx.Client(
             base_url=checked_base_url(base_url), headers=_headers(api_key), timeout=timeout,
             transport=RetryTransport(retry=_retry(max_retries)),
@@ -199,6 +210,7 @@ class AsyncModelClient:
     """Asynchronous client for the model server's HTTP API (same methods, awaitable)."""
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, max_retries: int = 3) -> None:
+        check_limits(timeout, max_retries)
         self._client = httpx.AsyncClient(
             base_url=checked_base_url(base_url), headers=_headers(api_key), timeout=timeout,
             transport=RetryTransport(retry=_retry(max_retries)),
