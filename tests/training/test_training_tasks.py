@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -389,6 +390,8 @@ def test_a_model_built_here_pads_to_its_positions_by_default(tmp_path: Path, rev
         ({"train": ["NUMBERS"], "validation": ["CORRUPT"]}, "numbers.jsonl: column 'text' holds int64, not text"),
         ({"train": ["MIXED"], "validation": ["CORRUPT"]}, "mixed.jsonl: column 'text' holds values of mixed types"),
         ({"train": ["BINARY"], "validation": ["CORRUPT"]}, "binary.txt: not UTF-8 text"),
+        ({"train": ["GOOD"]}, "training.eval_strategy is 'steps', which needs validation rows: give data.validation"),
+        ({"dir": "TRAIN_ONLY"}, "needs validation rows, and {TRAIN_ONLY}/validation.jsonl is missing"),
     ],
 )
 def test_bad_training_data_exits_2_naming_the_problem(
@@ -404,7 +407,11 @@ def test_bad_training_data_exits_2_naming_the_problem(
         "NUMBERS": tmp_path / "numbers.jsonl",
         "MIXED": tmp_path / "mixed.jsonl",
         "BINARY": tmp_path / "binary.txt",
+        "GOOD": reviews_dir / "train.jsonl",
+        "TRAIN_ONLY": tmp_path / "train-only",
     }
+    files["TRAIN_ONLY"].mkdir()
+    shutil.copy(reviews_dir / "train.jsonl", files["TRAIN_ONLY"] / "train.jsonl")
     files["NUMBERS"].write_text('{"text": 5, "label": 1}\n' * 4, encoding="utf-8")
     files["MIXED"].write_text('{"text": "好", "label": 1}\n{"text": ["好"], "label": 0}\n', encoding="utf-8")
     files["BINARY"].write_bytes(b"\xff\xfe\x00\x81\n" * 4)
@@ -422,7 +429,22 @@ def test_bad_training_data_exits_2_naming_the_problem(
                           capture_output=True, text=True, timeout=300, check=False)
 
     assert done.returncode == 2, done.stderr[-2000:]
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert message.format(**files) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_prepared_directory_without_validation_rows_trains_when_nothing_is_evaluated(
+    tmp_path: Path, reviews_dir: Path
+) -> None:
+    # `shoplm data prepare --split 1,0,0` writes empty validation and test splits.
+    prepared = tmp_path / "all-train"
+    prepared.mkdir()
+    shutil.copy(reviews_dir / "train.jsonl", prepared / "train.jsonl")
+    (prepared / "validation.jsonl").write_text("", encoding="utf-8")
+    config = tiny_config(tmp_path / "run", prepared, training={"eval_strategy": "no", "save_strategy": "no"})
+
+    run = train(tmp_path, config)
+
+    assert (run / "final" / "model.safetensors").is_file()
 
 
 def test_a_length_that_leaves_no_room_for_text_is_a_config_error(tmp_path: Path, reviews_dir: Path) -> None:

@@ -61,7 +61,7 @@ def train(
         try:
             check_run_dir(loaded.output_dir, resume=resume_from or resume, overwrite=overwrite,
                           training=loaded.training)
-            resolve_files(loaded.data)
+            resolve_files(loaded.data, loaded.training.eval_strategy)
         except _user_errors() as error:
             raise fail(str(error)) from None
         raise typer.Exit(_launch_torchrun(config, nproc, resume, resume_from, overwrite, output_dir))

@@ -72,14 +72,29 @@ def split_file(directory: Path, split: str) -> Path:
     return path
 
 
-def resolve_files(data: DataConfig) -> DataFiles:
-    """The concrete train/validation/extra files of a data section, each checked to exist and hold rows."""
+def resolve_files(data: DataConfig, eval_strategy: str = "epoch") -> DataFiles:
+    """The concrete train/validation/extra files of a data section, each checked to exist and hold rows.
+
+    With ``eval_strategy`` "no" a prepared directory's validation split may be missing or empty
+    (``--split 1,0,0`` trains on everything); otherwise validation data is required.
+    """
+    evaluates = eval_strategy != "no"
+    hint = f"training.eval_strategy is {eval_strategy!r}, which needs validation rows"
     if data.train:
         train, validation = list(data.train), list(data.validation)
+        if evaluates and not validation:
+            raise TrainingDataError(f"{hint}: give data.validation files, or set training.eval_strategy: no")
     else:
         directory = data.dir if data.dir is not None else prepared_corpus_dir(str(data.corpus))
         train = [split_file(directory, "train")]
-        validation = list(data.validation) or [split_file(directory, "validation")]
+        validation = list(data.validation)
+        if not validation:
+            path = directory / SPLIT_FILES["validation"]
+            if evaluates and not (path.is_file() and _has_content(path)):
+                found = "holds no rows" if path.is_file() else "is missing"
+                raise TrainingDataError(f"{hint}, and {path} {found}; give data.validation files, or set "
+                                        "training.eval_strategy: no")
+            validation = [path] if path.is_file() and _has_content(path) else []
     extra = list(data.extra_train) + [split_file(prepared_corpus_dir(name), "train") for name in data.extra_corpora]
     for path in [*train, *validation, *extra]:
         if not path.is_file():

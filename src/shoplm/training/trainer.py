@@ -191,7 +191,7 @@ def run_training(
         runs.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, training=config.training)
     set_seed(config.seed)
     with args.main_process_first(desc="preparing data"):
-        files = resolve_files(config.data)
+        files = resolve_files(config.data, config.training.eval_strategy)
     if config.task == "classify":
         names = label_names_for(config, files)
         config = config.model_copy(update={"model": config.model.model_copy(update={"label_names": names})})
