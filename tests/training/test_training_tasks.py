@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from shoplm.evaluation.evaluate import read_jsonl
 from shoplm.textproc import PreprocessConfig, TextPipeline
 from shoplm.training import load_train_config, run_training
 from shoplm.training.config import TrainConfig
+from shoplm.training.data import UNKNOWN_TOKEN_WARNING_SHARE
 from tests.training.conftest import fine_tune_config, logged_losses, tiny_config, write_config
 
 
@@ -524,3 +526,23 @@ def test_causal_architectures_train_as_classifiers(tmp_path: Path, reviews_dir: 
     # The head reads each row's last real token, found through the pad id.
     assert model.config.pad_token_id == tokenizer.pad_token_id is not None
     assert model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.shape == (2, 2)
+
+
+def test_a_tokenizer_that_reads_the_text_as_unknown_tokens_is_warned_about(
+    tmp_path: Path, reviews_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # MiniLM's English vocabulary reads most Chinese characters as [UNK].
+    config = tiny_config(tmp_path / "run", reviews_dir, model={"from_pretrained": "package:all-minilm-l6-v2"},
+                         data={"max_train_samples": 16, "max_eval_samples": 8},
+                         training={"max_steps": 1, "eval_strategy": "no", "save_strategy": "no"})
+    del config["tokenizer"], config["preprocessing"]
+    for key in ("architecture", "hidden_size", "num_layers", "num_heads", "max_positions", "dropout"):
+        del config["model"][key]
+
+    with caplog.at_level(logging.WARNING, logger="shoplm.training.data"):
+        train(tmp_path, config)
+
+    warnings = [record.getMessage() for record in caplog.records if "tokenizer does not cover" in record.getMessage()]
+    assert warnings and warnings[0].startswith("train: ")
+    share = int(warnings[0].split("% of")[0].removeprefix("train: "))
+    assert share > 100 * UNKNOWN_TOKEN_WARNING_SHARE and "[UNK]" in warnings[0]

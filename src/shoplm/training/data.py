@@ -226,6 +226,7 @@ def build_split(
         logger.warning("%s: %d of %d rows of %s skipped: %s", "train" if train else "validation", skipped, len(rows),
                        ", ".join(p.name for p in paths),
                        _SKIP_REASONS[config.task].format(limit=pipeline.token_limit))
+    _warn_unknown_tokens(encoded, pipeline.tokenizer, "train" if train else "validation")
     if config.task == "clm" and data.pack:
         encoded = encoded.map(
             _pack, batched=True, remove_columns=encoded.column_names, fn_kwargs={"block": pipeline.token_limit},
@@ -234,6 +235,34 @@ def build_split(
     if len(encoded) == 0:
         raise TrainingDataError(f"no examples left in {', '.join(p.name for p in paths)} after tokenizing")
     return encoded
+
+
+# Above this share of unknown tokens, a tokenizer does not cover the text (MiniLM's English
+# vocabulary reads most Chinese characters as [UNK]): say so before hours of training on it.
+UNKNOWN_TOKEN_WARNING_SHARE = 0.05
+_UNKNOWN_TOKEN_SAMPLE_ROWS = 2000
+
+
+def unknown_token_share(examples: Dataset, tokenizer: PreTrainedTokenizerBase | None) -> float | None:
+    """The share of the unknown token among the text tokens of the first rows (None: no unknown token)."""
+    unknown = None if tokenizer is None else tokenizer.unk_token_id
+    if unknown is None or len(examples) == 0 or "input_ids" not in examples.column_names:
+        return None
+    special = set(tokenizer.all_special_ids) - {unknown}  # type: ignore[union-attr]
+    sample = examples.select(range(min(_UNKNOWN_TOKEN_SAMPLE_ROWS, len(examples))))["input_ids"]
+    tokens = [token for ids in sample for token in ids if token not in special]
+    return tokens.count(unknown) / len(tokens) if tokens else None
+
+
+def _warn_unknown_tokens(examples: Dataset, tokenizer: PreTrainedTokenizerBase | None, split: str) -> None:
+    share = unknown_token_share(examples, tokenizer)
+    if share is not None and share > UNKNOWN_TOKEN_WARNING_SHARE:
+        assert tokenizer is not None
+        logger.warning(
+            "%s: %.0f%% of the text's tokens are %s: the tokenizer does not cover this text, so the model "
+            "cannot tell those characters apart; train a tokenizer for it (a tokenizer section) or start "
+            "from a model whose vocabulary covers the language", split, 100 * share, tokenizer.unk_token,
+        )
 
 
 @functools.cache
